@@ -1,0 +1,106 @@
+# Task runner of the phyllome.os collection.
+#
+#   make run          install everything, run the main job (playbooks/host_report.yml on localhost)
+#   make test         install everything, run every test: sanity, lint, units, integration, docs check
+#   make sanity | units | integration | lint | docs | build | bench | clean
+#
+# Every target installs what it needs: Debian packages through
+# tests/lab/system-deps.sh (as root), Python packages into $(VENV). Both steps
+# are stamps, so they are quick once done.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+PYTHON      ?= python3
+VENV        ?= .venv
+BUILD       ?= .build
+PY_VERSION  := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+BIN         := $(abspath $(VENV))/bin
+# ansible-test needs the tree at ansible_collections/<namespace>/<name>/: it
+# works on a copy there, refreshed from the files git tracks or would track.
+COLL        := $(abspath $(BUILD))/ansible_collections/phyllome/os
+# Playbooks, ansible-doc and ansible-lint read the working tree itself through
+# a symlinked collections path.
+COLLECTIONS := $(abspath $(BUILD))/collections
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export ANSIBLE_PYTHON_INTERPRETER_LOCAL := $(BIN)/python
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_NOCOLOR := 1
+export ANSIBLE_FORCE_COLOR := 0
+
+INTEGRATION_TARGETS ?=
+SANITY_FLAGS ?=
+
+.PHONY: ansible-test-pip test run deps sysdeps venv tree sanity units integration lint docs docs-check build bench lab-up lab-down clean
+
+test: sanity lint units docs-check build integration
+
+run: deps
+	ansible-playbook -i playbooks/inventory/localhost.yml playbooks/host_report.yml
+
+deps: sysdeps venv $(COLLECTIONS)/ansible_collections/phyllome/os
+
+sysdeps:
+	@tests/lab/system-deps.sh
+
+venv: sysdeps $(VENV)/.stamp
+
+$(VENV)/.stamp: requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(COLLECTIONS)/ansible_collections/phyllome/os:
+	mkdir -p $(COLLECTIONS)/ansible_collections/phyllome
+	ln -sfn $(CURDIR) $@
+
+tree: deps
+	rm -rf $(COLL)
+	mkdir -p $(COLL)
+	git ls-files -z --cached --others --exclude-standard | rsync -a --from0 --files-from=- ./ $(COLL)/
+
+# ansible-test downloads get-pip.py from a host CI cannot reach; it takes a
+# cached copy when there is one, so put our ensurepip-based stand-in there.
+ansible-test-pip: venv
+	@v=$$(sed -n "s/^ *pip='\([0-9.]*\)',/\1/p" $$($(BIN)/python -c 'import ansible_test, os; print(os.path.dirname(ansible_test.__file__))')/_internal/python_requirements.py); \
+	  test -n "$$v"; dest=$$HOME/.ansible/test/cache/get_pip_$${v//./_}.py; \
+	  mkdir -p $$(dirname $$dest); cmp -s tools/get_pip_offline.py $$dest || cp tools/get_pip_offline.py $$dest
+
+sanity: tree ansible-test-pip
+	cd $(COLL) && ansible-test sanity --venv --python $(PY_VERSION) --color no $(SANITY_FLAGS)
+
+units: tree
+	cd $(COLL) && ansible-test units --local --python $(PY_VERSION) --color no
+
+integration: tree lab-up
+	cd $(COLL) && ansible-test integration --local --python $(PY_VERSION) --color no $(INTEGRATION_TARGETS)
+
+lab-up: sysdeps
+	tests/lab/libvirtd.sh up
+
+lab-down:
+	tests/lab/libvirtd.sh down
+
+lint: deps
+	ansible-lint --profile production --offline
+
+# docs/ is generated from the modules' own DOCUMENTATION; docs-check fails
+# when the committed copy disagrees with what ansible-doc would show.
+docs: deps
+	tools/docs.sh
+
+docs-check: deps
+	tools/docs.sh --check
+
+build: deps
+	rm -rf $(BUILD)/dist $(BUILD)/installed
+	ansible-galaxy collection build --force --output-path $(BUILD)/dist .
+	ansible-galaxy collection install --offline -p $(BUILD)/installed $(BUILD)/dist/phyllome-os-*.tar.gz
+	ANSIBLE_COLLECTIONS_PATH=$(abspath $(BUILD))/installed ansible-doc phyllome.os.host_info >/dev/null
+	@echo "build: tarball installs and ansible-doc renders from it"
+
+bench: deps lab-up
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(BUILD) $(VENV)

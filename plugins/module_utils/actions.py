@@ -1,0 +1,119 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the phyllome.os collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one place where phyllome.os modules change a host.
+
+Every mutating step (a libvirt call, a file write, a command) is described to
+an ActionRecorder, which records it and performs it only outside check mode.
+`changed` is "at least one action was recorded", so check mode and a real run
+report the same plan, and a test can assert on the plan without a host.
+Reads never go through here: they run in check mode too.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ansible_collections.phyllome.os.plugins.module_utils.errors import CommandFailed
+
+# Commands run with a stable locale so their output can be parsed.
+COMMAND_ENVIRON = {'LANG': 'C', 'LC_ALL': 'C', 'LC_MESSAGES': 'C'}
+
+
+class ActionRecorder:
+    """Records and (outside check mode) performs the actions of one task.
+
+    run_command: a callable with AnsibleModule.run_command's signature, used
+    for commands (None when the module runs none).
+    """
+
+    def __init__(self, check_mode=False, run_command=None):
+        self.check_mode = check_mode
+        self._run_command = run_command
+        self.actions = []
+
+    @property
+    def changed(self):
+        return bool(self.actions)
+
+    def apply(self, description, func, *args, **kwargs):
+        """Record `description`; call func(*args, **kwargs) unless in check mode."""
+        self.actions.append(description)
+        if self.check_mode:
+            return None
+        return func(*args, **kwargs)
+
+    def run(self, argv, description=None, check_rc=True, data=None):
+        """Record and run a mutating command; raise CommandFailed on failure.
+
+        Returns (rc, stdout, stderr), or (None, '', '') in check mode.
+        """
+        self.actions.append(description or ' '.join(argv))
+        if self.check_mode:
+            return None, '', ''
+        return self.query(argv, check_rc=check_rc, data=data)
+
+    def query(self, argv, check_rc=True, data=None):
+        """Run a read-only command (not recorded, runs in check mode too)."""
+        if self._run_command is None:
+            raise RuntimeError('ActionRecorder was built without run_command')
+        rc, out, err = self._run_command(argv, data=data, environ_update=COMMAND_ENVIRON)
+        if check_rc and rc != 0:
+            raise CommandFailed(
+                '%s failed (rc=%s): %s' % (argv[0], rc, (err or out).strip()),
+                cmd=argv, rc=rc, stdout=out, stderr=err)
+        return rc, out, err
+
+
+def write_file_atomic(path, content, mode=None, backup_suffix=None, atomic_move=None):
+    """Write `content` (str or bytes) to `path` through a temporary file and a rename.
+
+    Keeps owner and mode of an existing file (or uses `mode` for a new one).
+    `atomic_move` is AnsibleModule.atomic_move when the caller has one (it
+    also keeps the SELinux context); os.replace otherwise. With
+    `backup_suffix`, the previous file is kept as path + suffix, and its name
+    is returned.
+    """
+    if isinstance(content, str):
+        content = content.encode('utf-8')
+    directory = os.path.dirname(path) or '.'
+    previous = None
+    try:
+        previous = os.stat(path)
+    except OSError:
+        pass
+    backup = None
+    if previous is not None and backup_suffix:
+        backup = path + backup_suffix
+        with open(path, 'rb') as src, open(backup, 'wb') as dst:
+            dst.write(src.read())
+        os.chmod(backup, previous.st_mode & 0o7777)
+    fd, tmp = _mkstemp(directory, os.path.basename(path))
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            f.write(content)
+            f.flush()
+            os.fsync(f.fileno())
+        if previous is not None:
+            os.chmod(tmp, previous.st_mode & 0o7777)
+            try:
+                os.chown(tmp, previous.st_uid, previous.st_gid)
+            except OSError:
+                pass
+        elif mode is not None:
+            os.chmod(tmp, mode)
+        else:
+            os.chmod(tmp, 0o644)
+        if atomic_move is not None:
+            atomic_move(tmp, path)
+        else:
+            os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return backup
+
+
+def _mkstemp(directory, name):
+    import tempfile
+    return tempfile.mkstemp(prefix='.%s.' % name, suffix='.phyllome-tmp', dir=directory)
