@@ -73,6 +73,9 @@ units: tree
 	cd $(COLL) && ansible-test units --local --python $(PY_VERSION) --color no
 
 integration: tree lab-up
+	@# the test guests' cache (tests/guests/) outlives the copy: link it in
+	mkdir -p tests/guests/cache
+	ln -sfn $(CURDIR)/tests/guests/cache $(COLL)/tests/guests/cache
 	cd $(COLL) && ansible-test integration --local --python $(PY_VERSION) --color no $(INTEGRATION_TARGETS)
 
 lab-up: sysdeps
@@ -100,7 +103,7 @@ build: deps
 	@echo "build: tarball installs and ansible-doc renders from it"
 
 bench: deps lab-up
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(BENCH)
 
 clean:
 	rm -rf $(BUILD) $(VENV)

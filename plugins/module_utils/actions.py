@@ -84,10 +84,7 @@ def write_file_atomic(path, content, mode=None, backup_suffix=None, atomic_move=
         pass
     backup = None
     if previous is not None and backup_suffix:
-        backup = path + backup_suffix
-        with open(path, 'rb') as src, open(backup, 'wb') as dst:
-            dst.write(src.read())
-        os.chmod(backup, previous.st_mode & 0o7777)
+        backup = backup_file(path, backup_suffix)
     fd, tmp = _mkstemp(directory, os.path.basename(path))
     try:
         with os.fdopen(fd, 'wb') as f:
@@ -111,6 +108,24 @@ def write_file_atomic(path, content, mode=None, backup_suffix=None, atomic_move=
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    return backup
+
+
+def backup_file(path, suffix):
+    """Copy `path` to path + suffix, with the same mode (and owner when allowed); return the copy's name.
+
+    For files that a command rewrites (so write_file_atomic cannot keep the
+    previous version itself).
+    """
+    previous = os.stat(path)
+    backup = path + suffix
+    with open(path, 'rb') as src, open(backup, 'wb') as dst:
+        dst.write(src.read())
+    os.chmod(backup, previous.st_mode & 0o7777)
+    try:
+        os.chown(backup, previous.st_uid, previous.st_gid)
+    except OSError:
+        pass
     return backup
 
 

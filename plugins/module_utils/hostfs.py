@@ -53,6 +53,14 @@ class HostFS:
             return default
         return data.decode('utf-8', 'replace').rstrip('\n')
 
+    def read_bytes(self, path, default=None, size=-1):
+        """Raw file content (at most `size` bytes; all when negative), or `default` when unreadable."""
+        try:
+            with open(self.path(path), 'rb') as f:
+                return f.read(size)
+        except (OSError, IOError):
+            return default
+
     def read_lines(self, path):
         text = self.read_text(path)
         return text.splitlines() if text else []

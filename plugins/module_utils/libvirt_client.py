@@ -47,3 +47,17 @@ def version_string(number):
         return None
     number = int(number)
     return '%d.%d.%d' % (number // 1000000, (number // 1000) % 1000, number % 1000)
+
+
+def hypervisor_facts(conn):
+    """Driver name, packed libvirt and hypervisor versions, and the capabilities XML of `conn`."""
+    libvirt = libvirt_module()
+    try:
+        return {
+            'driver': conn.getType(),
+            'libvirt_version': conn.getLibVersion(),
+            'hypervisor_version': conn.getVersion(),
+            'capabilities': conn.getCapabilities(),
+        }
+    except libvirt.libvirtError as exc:
+        raise LibvirtFailure('cannot read the hypervisor capabilities: %s' % exc)

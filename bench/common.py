@@ -1,0 +1,79 @@
+# Copyright: Contributors to the phyllome.os collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Shared pieces of the benchmarks under bench/.
+
+Benchmarks print figures side by side (ours, a peer's, and Ansible's own
+per-task floor), in one run on one machine; they are not timed tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VENV_BIN = os.path.join(REPO, '.venv', 'bin')
+COLLECTIONS = os.path.join(REPO, '.build', 'collections')
+
+
+def ansible_env(extra=None):
+    """Environment for ansible-playbook: this collection on the path, JSON results."""
+    env = dict(os.environ)
+    env.update({
+        # community.* and ansible.posix come from the `ansible` package's
+        # site-packages, which Ansible scans by itself.
+        'ANSIBLE_COLLECTIONS_PATH': COLLECTIONS,
+        'ANSIBLE_STDOUT_CALLBACK': 'ansible.posix.json',
+        'ANSIBLE_LOAD_CALLBACK_PLUGINS': '1',
+        'ANSIBLE_NOCOLOR': '1',
+        'ANSIBLE_HOST_KEY_CHECKING': '0',
+        'ANSIBLE_RETRY_FILES_ENABLED': '0',
+    })
+    env.update(extra or {})
+    return env
+
+
+def localhost_inventory(directory):
+    path = os.path.join(directory, 'inventory.yml')
+    with open(path, 'w') as f:
+        f.write('all:\n  hosts:\n    localhost:\n      ansible_connection: local\n'
+                '      ansible_python_interpreter: %s\n' % sys.executable)
+    return path
+
+
+def run_playbook(playbook_text, extra_vars=None, workdir=None):
+    """Run a playbook on localhost; return (seconds, stats) where stats counts changed/failed/ok tasks."""
+    directory = workdir or tempfile.mkdtemp(prefix='phyllome-bench-')
+    playbook = os.path.join(directory, 'play-%d.yml' % time.monotonic_ns())
+    with open(playbook, 'w') as f:
+        f.write(playbook_text)
+    argv = [os.path.join(VENV_BIN, 'ansible-playbook'), '-i', localhost_inventory(directory), playbook]
+    if extra_vars:
+        argv += ['-e', json.dumps(extra_vars)]
+    start = time.monotonic()
+    proc = subprocess.run(argv, env=ansible_env(), capture_output=True, text=True, check=False)
+    elapsed = time.monotonic() - start
+    if proc.returncode != 0:
+        raise RuntimeError('playbook failed (rc=%d):\n%s\n%s' % (proc.returncode, proc.stdout[-4000:], proc.stderr[-4000:]))
+    stats = json.loads(proc.stdout)['stats']['localhost']
+    return elapsed, stats
+
+
+def ansible_floor(items):
+    """Seconds Ansible itself needs for a loop of `items` ansible.builtin.ping on localhost."""
+    elapsed, _stats = run_playbook(
+        '- hosts: localhost\n  gather_facts: false\n  tasks:\n'
+        '    - ansible.builtin.ping:\n      loop: "{{ range(%d) | list }}"\n' % items)
+    return elapsed
+
+
+def print_table(title, rows):
+    """Print rows of (label, seconds, note) aligned, under a title."""
+    print('\n== %s ==' % title)
+    width = max(len(r[0]) for r in rows)
+    for label, seconds, note in rows:
+        print('  %-*s  %8.2f s  %s' % (width, label, seconds, note))

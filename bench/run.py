@@ -1,0 +1,30 @@
+# Copyright: Contributors to the phyllome.os collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Runs every benchmark under bench/ (files named bench_*.py), one after the other."""
+
+from __future__ import annotations
+
+import glob
+import os
+import runpy
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def main(names):
+    sys.path.insert(0, HERE)
+    scripts = sorted(glob.glob(os.path.join(HERE, 'bench_*.py')))
+    if names:
+        scripts = [s for s in scripts if any(n in os.path.basename(s) for n in names)]
+    if not scripts:
+        print('no benchmark matched')
+        return 1
+    for script in scripts:
+        print('\n#### %s' % os.path.basename(script))
+        runpy.run_path(script, run_name='__main__')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,237 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the phyllome.os collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""IOMMU detection: is an IOMMU translating DMA on this host, which one, and why (not).
+
+Everything comes from sysfs and procfs through a HostFS, never from dmesg:
+the kernel log needs privileges on hardened hosts and rotates away, while
+sysfs always says what is active now. host_info builds its IOMMU check on
+detect_iommu(); iommu_info lists groups and devices on top of it.
+"""
+
+from __future__ import annotations
+
+import posixpath
+
+from ansible_collections.phyllome.os.plugins.module_utils.kernel_args import kernel_args, normalize_name
+
+# Unit kinds, by the kernel's own names for them:
+#   intel   Intel VT-d, "DMAR" (/sys/class/iommu/dmarN)
+#   amd     AMD-Vi (/sys/class/iommu/ivhdN)
+#   virtio  virtio-iommu, a paravirtual IOMMU inside a guest
+#   other   anything else that registers an IOMMU (ARM SMMU, ...)
+#   none    no IOMMU unit registered
+IOMMU_KIND_LABELS = {
+    'intel': 'Intel VT-d (DMAR)',
+    'amd': 'AMD-Vi',
+    'virtio': 'virtio-iommu',
+    'other': 'IOMMU',
+    'none': 'none',
+}
+
+# ACPI tables by which firmware announces an IOMMU, whether or not the kernel uses it.
+FIRMWARE_TABLES = {'DMAR': 'intel', 'IVRS': 'amd'}
+
+# The IOMMU kind of each CPU vendor (/proc/cpuinfo vendor_id).
+CPU_VENDOR_KINDS = {'GenuineIntel': 'intel', 'AuthenticAMD': 'amd', 'HygonGenuine': 'amd'}
+
+# Kernel arguments that decide whether and how the IOMMU (and VFIO on top of it) works,
+# by normalized name (kernel_args.normalize_name: vfio-pci.ids is vfio_pci.ids).
+IOMMU_KERNEL_ARGS = frozenset(normalize_name(name) for name in (
+    'intel_iommu', 'amd_iommu', 'amd_iommu_intr', 'iommu', 'iommu.passthrough', 'iommu.strict',
+    'intremap', 'vfio-pci.ids', 'rd.driver.pre', 'vfio_iommu_type1.allow_unsafe_interrupts', 'pcie_acs_override',
+))
+
+# The Intel unit's extended capability register: bit 3 is Interrupt Remapping support.
+_ECAP_IR = 1 << 3
+
+
+def unit_kind(name, link_target=None):
+    """The kind of the IOMMU unit /sys/class/iommu/<name> (link_target: where that entry points)."""
+    if name.startswith('dmar'):
+        return 'intel'
+    if name.startswith('ivhd'):
+        return 'amd'
+    # virtio-iommu names its unit after its virtio device (virtio0, ...), under .../virtioN/iommu/.
+    if name.startswith('virtio') or '/virtio' in (link_target or ''):
+        return 'virtio'
+    return 'other'
+
+
+def read_units(fs):
+    """The IOMMU units registered in /sys/class/iommu, with what sysfs tells about each."""
+    units = []
+    for name in fs.listdir('/sys/class/iommu'):
+        base = posixpath.join('/sys/class/iommu', name)
+        unit = {
+            'name': name,
+            'kind': unit_kind(name, fs.readlink(base)),
+            'devices': len(fs.listdir(base + '/devices')),
+        }
+        if unit['kind'] == 'intel':
+            regs = base + '/intel-iommu'
+            ecap = fs.read_int(regs + '/ecap', base=16)
+            unit.update({
+                'version': fs.read_text(regs + '/version'),
+                'address': fs.read_text(regs + '/address'),
+                'cap': fs.read_text(regs + '/cap'),
+                'ecap': fs.read_text(regs + '/ecap'),
+                'interrupt_remapping_capable': None if ecap is None else bool(ecap & _ECAP_IR),
+            })
+        elif unit['kind'] == 'amd':
+            regs = base + '/amd-iommu'
+            unit.update({
+                'cap': fs.read_text(regs + '/cap'),
+                'features': fs.read_text(regs + '/features'),
+            })
+        units.append(unit)
+    return units
+
+
+def group_names(fs):
+    """The IOMMU group numbers present in /sys/kernel/iommu_groups, numerically sorted."""
+    return sorted((g for g in fs.listdir('/sys/kernel/iommu_groups') if g.isdigit()), key=int)
+
+
+def firmware_table(fs):
+    """'DMAR' or 'IVRS' when the firmware's ACPI tables announce an IOMMU, else None.
+
+    The table is there when VT-d / AMD-Vi is enabled in the firmware setup,
+    even if the kernel was told not to use it.
+    """
+    for table in sorted(FIRMWARE_TABLES):
+        if fs.lexists('/sys/firmware/acpi/tables/' + table):
+            return table
+    return None
+
+
+def interrupt_remapping_enabled(fs):
+    """Whether the kernel remaps interrupts, from the irq chip names in /proc/interrupts.
+
+    With remapping on, MSI and IO-APIC interrupts go through chips named
+    IR-PCI-MSI*, IR-IO-APIC; without it, PCI-MSI*, IO-APIC. None when
+    /proc/interrupts shows neither (unreadable, or no such interrupts).
+    """
+    seen_plain = False
+    for line in fs.read_lines('/proc/interrupts'):
+        for token in line.split():
+            if token.startswith('IR-'):
+                return True
+            if token == 'IO-APIC' or token.startswith('PCI-MSI'):
+                seen_plain = True
+    return False if seen_plain else None
+
+
+def iommu_kernel_args(args):
+    """The arguments (as written) among `args` (kernel_args.KernelArg) that concern the IOMMU, in order."""
+    return [arg.raw for arg in args if normalize_name(arg.name) in IOMMU_KERNEL_ARGS]
+
+
+def _values(args, name):
+    """Every value given to `name` (comma lists split), in order; a bare `name` counts as ''."""
+    values = []
+    key = normalize_name(name)
+    for arg in args:
+        if normalize_name(arg.name) == key:
+            values.extend(arg.value.split(',') if arg.value else [''])
+    return values
+
+
+def _kernel_bool(value):
+    """A boolean kernel argument value the way the kernel's kstrtobool() reads it (1/y/on are true)."""
+    value = value.lower()
+    return value[:1] in ('1', 'y') or value == 'on'
+
+
+def requested_passthrough(args):
+    """True when the command line asks for IOMMU passthrough mode (iommu=pt or iommu.passthrough=1)."""
+    passthrough = _values(args, 'iommu.passthrough')
+    return 'pt' in _values(args, 'iommu') or bool(passthrough and _kernel_bool(passthrough[-1]))
+
+
+def disabled_by(args, kind):
+    """The argument that switches the IOMMU of `kind` off (e.g. 'intel_iommu=off'), or None."""
+    if kind == 'intel' and 'off' in _values(args, 'intel_iommu'):
+        return 'intel_iommu=off'
+    if kind == 'amd' and 'off' in _values(args, 'amd_iommu'):
+        return 'amd_iommu=off'
+    if 'off' in _values(args, 'iommu'):
+        return 'iommu=off'
+    return None
+
+
+def enabled_by(args, kind):
+    """The argument that switches the IOMMU of `kind` on, or None (AMD-Vi needs none)."""
+    if kind == 'intel' and 'on' in _values(args, 'intel_iommu'):
+        return 'intel_iommu=on'
+    return None
+
+
+def diagnose(found, args, cpu_vendor=None, hypervisor=False):
+    """Why the IOMMU that detect_iommu() `found` cannot isolate devices for passthrough, or None when it can.
+
+    args: the kernel's arguments (kernel_args.KernelArg); cpu_vendor: the
+    CPU's vendor_id; hypervisor: the CPU has the `hypervisor` flag.
+    Returns {cause, kind, argument}; kind is intel, amd or None, and cause one of
+      disabled_by_argument     a kernel argument (`argument`) switches the IOMMU off
+      virtual_machine          this host is a VM without a virtual IOMMU
+      firmware                 the firmware announces none (enable VT-d / AMD-Vi in its setup)
+      not_enabled              the firmware has VT-d, the kernel needs intel_iommu=on
+      no_groups                the firmware announces one, yet the kernel formed no groups
+      interrupt_remapping_off  active, but interrupts are not remapped (VFIO refuses unsafe interrupts)
+    """
+    if found['active']:
+        if found['interrupt_remapping'] is False:
+            return {'cause': 'interrupt_remapping_off', 'kind': found['kind'], 'argument': None}
+        return None
+    kind = FIRMWARE_TABLES.get(found['firmware_table']) or CPU_VENDOR_KINDS.get(cpu_vendor)
+    argument = disabled_by(args, kind)
+    if argument:
+        cause = 'disabled_by_argument'
+    elif not found['firmware_table']:
+        cause = 'virtual_machine' if hypervisor else 'firmware'
+    elif kind == 'intel' and not enabled_by(args, kind):
+        cause = 'not_enabled'
+    else:
+        cause = 'no_groups'
+    return {'cause': cause, 'kind': kind, 'argument': argument}
+
+
+def detect_iommu(fs, cmdline_args=None):
+    """Detect the host's IOMMU.
+
+    fs: the HostFS to read; cmdline_args: the running kernel's arguments as
+    kernel_args.KernelArg (read from /proc/cmdline below fs when None).
+
+    Returns a dict:
+      active: DMA remapping is on (the kernel formed IOMMU groups)
+      kind: intel | amd | virtio | other | none (the first unit's kind)
+      label: the kind in words (Intel VT-d (DMAR), AMD-Vi, virtio-iommu, none)
+      units: the registered units (name, kind, devices behind it, registers)
+      group_count: number of IOMMU groups
+      firmware_table: DMAR | IVRS | None, the ACPI table announcing an IOMMU
+      interrupt_remapping: True | False | None (see interrupt_remapping_enabled)
+      passthrough: the command line asks for passthrough mode (iommu=pt)
+      kernel_args: the IOMMU-related arguments of the command line, as written
+    """
+    if cmdline_args is None:
+        cmdline_args = kernel_args(fs.read_text('/proc/cmdline'))
+    units = read_units(fs)
+    groups = group_names(fs)
+    kinds = [u['kind'] for u in units]
+    kind = kinds[0] if kinds else 'none'
+    if kind == 'none' and groups:
+        # Groups without a registered unit: an IOMMU driver that does not
+        # register in /sys/class/iommu; it still isolates devices.
+        kind = 'other'
+    return {
+        'active': bool(groups),
+        'kind': kind,
+        'label': IOMMU_KIND_LABELS[kind],
+        'units': units,
+        'group_count': len(groups),
+        'firmware_table': firmware_table(fs),
+        'interrupt_remapping': interrupt_remapping_enabled(fs),
+        'passthrough': requested_passthrough(cmdline_args),
+        'kernel_args': iommu_kernel_args(cmdline_args),
+    }
