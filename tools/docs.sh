@@ -10,6 +10,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 dest="$here/docs/reference"
 work=$(mktemp -d)
+mkdir -m 0755 "$work/out"
 trap 'rm -rf "$work"' EXIT
 
 # Lint first: broken markup or a schema error fails here with the plugin's name.
@@ -17,7 +18,7 @@ antsibull-docs lint-collection-docs --plugin-docs --skip-rstcheck "$here"
 
 antsibull-docs collection --use-current --squash-hierarchy --fail-on-error \
   --output-format simplified-rst --no-add-antsibull-docs-version \
-  --dest-dir "$work/out" phyllome.os >/dev/null
+  --dest-dir "$work/out" phyllome.os
 
 if [ "${1:-}" = "--check" ]; then
   if ! diff -ru "$dest" "$work/out"; then
