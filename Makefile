@@ -58,6 +58,10 @@ tree: deps
 	rm -rf $(COLL)
 	mkdir -p $(COLL)
 	git ls-files -z --cached --others --exclude-standard | rsync -a --from0 --files-from=- ./ $(COLL)/
+	@# ansible-test lists content with git from the nearest repository up the
+	@# tree; a repository of the copy's own keeps it from asking ours, in which
+	@# $(BUILD) is ignored.
+	git -C $(COLL) init -q
 
 # ansible-test downloads get-pip.py from a host CI cannot reach; it takes a
 # cached copy when there is one, so put our ensurepip-based stand-in there.
