@@ -102,8 +102,11 @@ docs-check: deps
 build: deps
 	rm -rf $(BUILD)/dist $(BUILD)/installed
 	ansible-galaxy collection build --force --output-path $(BUILD)/dist .
-	ansible-galaxy collection install --offline -p $(BUILD)/installed $(BUILD)/dist/phyllome-os-*.tar.gz
-	ANSIBLE_COLLECTIONS_PATH=$(abspath $(BUILD))/installed ansible-doc phyllome.os.host_info >/dev/null
+	ANSIBLE_COLLECTIONS_PATH=$(abspath $(BUILD))/installed \
+	  ansible-galaxy collection install --offline --force -p $(BUILD)/installed $(BUILD)/dist/phyllome-os-*.tar.gz
+	@# ansible-doc exits 0 on a plugin it cannot load: look for the rendered page.
+	ANSIBLE_COLLECTIONS_PATH=$(abspath $(BUILD))/installed ansible-doc phyllome.os.host_info 2>&1 \
+	  | tee $(BUILD)/host_info.txt | grep -q '^> MODULE phyllome.os.host_info' || { cat $(BUILD)/host_info.txt; exit 1; }
 	@echo "build: tarball installs and ansible-doc renders from it"
 
 bench: deps lab-up
