@@ -79,6 +79,7 @@ units: tree
 integration: tree lab-up
 	@# the test guests' cache (tests/guests/) outlives the copy: link it in
 	mkdir -p tests/guests/cache
+	mkdir -p $(COLL)/tests/guests
 	ln -sfn $(CURDIR)/tests/guests/cache $(COLL)/tests/guests/cache
 	cd $(COLL) && ansible-test integration --local --python $(PY_VERSION) --color no $(INTEGRATION_TARGETS)
 
