@@ -143,6 +143,11 @@ def kernel_args(text):
     return args
 
 
+def has_init_args(text):
+    """True when `text` has a bare `--` (what follows it goes to init)."""
+    return any(_is_end_marker(arg) for dummy, dummy, arg in tokenize(text or ''))
+
+
 def values_by_key(text, keys):
     """{key: [values in order]} of the arguments of `text` whose key is in `keys`."""
     found = dict((key, []) for key in keys)

@@ -49,6 +49,12 @@ def test_double_dash_ends_kernel_arguments():
     assert [a.name for a in ka.kernel_args('a --=1 b')] == ['a', '--', 'b']
 
 
+def test_has_init_args():
+    assert ka.has_init_args('ro -- single')
+    assert not ka.has_init_args('ro --=1 single')
+    assert not ka.has_init_args('')
+
+
 def test_dash_and_underscore_are_one_name():
     assert ka.normalize_name('vfio-pci.ids') == ka.normalize_name('vfio_pci.ids')
     found = ka.values_by_key('vfio_pci.ids=10de:1b80 rd.driver.pre=vfio-pci', ['vfio_pci.ids', 'rd.driver.pre'])
