@@ -45,8 +45,11 @@ def localhost_inventory(directory):
     return path
 
 
-def run_playbook(playbook_text, extra_vars=None, workdir=None):
-    """Run a playbook on localhost; return (seconds, stats) where stats counts changed/failed/ok tasks."""
+def run_playbook(playbook_text, extra_vars=None, workdir=None, output=False):
+    """Run a playbook on localhost; return (seconds, stats) where stats counts changed/failed/ok tasks.
+
+    With output=True, return (seconds, stats, the json callback's whole output) to look at items.
+    """
     directory = workdir or tempfile.mkdtemp(prefix='phyllome-bench-')
     playbook = os.path.join(directory, 'play-%d.yml' % time.monotonic_ns())
     with open(playbook, 'w') as f:
@@ -59,7 +62,10 @@ def run_playbook(playbook_text, extra_vars=None, workdir=None):
     elapsed = time.monotonic() - start
     if proc.returncode != 0:
         raise RuntimeError('playbook failed (rc=%d):\n%s\n%s' % (proc.returncode, proc.stdout[-4000:], proc.stderr[-4000:]))
-    stats = json.loads(proc.stdout)['stats']['localhost']
+    result = json.loads(proc.stdout)
+    stats = result['stats']['localhost']
+    if output:
+        return elapsed, stats, result
     return elapsed, stats
 
 

@@ -1,0 +1,657 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the phyllome.os collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: domain
+short_description: Declarative, idempotent libvirt domains (VMs) on the Phyllome VM model
+version_added: 0.1.0
+description:
+  - Defines, updates in place, starts, pauses, shuts down and removes a libvirt domain.
+  - "Say what the VM is in one of two ways: O(model), the Phyllome VM model as plain options with defaults
+    per guest OS family, or O(xml), a full or partial domain XML you already have."
+  - Idempotence is semantic. The desired XML is compared with the domain's stored (inactive) definition;
+    what libvirt fills in by itself (uuid, MAC addresses, PCI and drive addresses, aliases, the controllers
+    and default devices it adds, the versioned machine type such as C(pc-q35-7.2) for C(q35), default
+    attributes, memory written in another unit) never counts as a change. Devices are matched by what
+    identifies them (a disk by its target, a NIC by its MAC or network, a hostdev by its host address), not by
+    their order, and a device that is no longer wanted counts as a change.
+  - A change updates the domain in place with one C(virDomainDefineXML) call, keeping its uuid, MAC addresses,
+    device addresses, UEFI variables (nvram) and TPM state. A running domain sees the new definition at its
+    next boot; RV(restart_required) says so until then, and O(apply=restart) restarts it.
+  - "With O(model), sections the model writes belong to it: a section or device the model no longer
+    produces (the C(memoryBacking) once the last virtiofs share is gone, a TPM after O(model.tpm=false))
+    is removed. With O(xml), a top-level section you leave out is left alone (a partial XML with only
+    C(<memory>) changes only the memory); the sections you give are compared as with the model, and
+    C(<devices>) lists all devices the domain should have (apart from those libvirt adds itself)."
+  - Domain type and machine come from the host's domain capabilities (C(virsh domcapabilities)), C(kvm) when
+    the host offers it, else C(qemu) (TCG), or O(domain_type). UEFI firmware is chosen by libvirt's firmware
+    auto-selection (C(os firmware='efi') with the C(secure-boot) and C(enrolled-keys) features), never by a
+    hard-coded path.
+  - Check mode never calls a mutating libvirt API; it reports the same changes and actions a real run makes.
+options:
+  name:
+    description:
+      - Name of the domain. Required with O(model); with O(xml) it may come from the XML's C(<name>) instead,
+        and must agree with it when both are given.
+      - Alone (no O(model), no O(xml)), the task manages the power state, autostart or removal of an existing
+        domain.
+    type: str
+  state:
+    description:
+      - V(present) defines (or updates) the domain and leaves its power state as it is.
+      - V(running) also starts it, or resumes it when paused.
+      - V(paused) starts it paused, or pauses it.
+      - V(shutdown) presses its ACPI power button and waits up to O(shutdown_timeout) seconds for it to turn
+        off; then powers it off when O(force=true), else fails with the domain still running.
+      - V(absent) stops the domain (ACPI first, powered off once O(shutdown_timeout) is over) and undefines
+        it together with its UEFI variables (nvram), TPM state, managed save image and snapshot and
+        checkpoint metadata. Disk images stay, unless O(remove_storage=true).
+    type: str
+    default: present
+    choices: [present, running, shutdown, paused, absent]
+  autostart:
+    description:
+      - Whether libvirt starts the domain when the host boots. Left as it is when not given.
+    type: bool
+  domain_type:
+    description:
+      - The domain type, instead of the one the host's domain capabilities suggest (C(kvm) when offered, else
+        C(qemu)). V(qemu) runs guests under QEMU's TCG emulation (slow, but works without KVM).
+      - Also overrides the C(type) of an O(xml) domain.
+    type: str
+    choices: [kvm, qemu]
+  apply:
+    description:
+      - What to do when the definition of a running domain changed.
+      - V(next_boot) stores it; the guest sees it at its next boot, and RV(restart_required) is V(true) until
+        then (also on later runs).
+      - V(restart) shuts the domain down (as O(state=shutdown) does, honouring O(shutdown_timeout) and O(force))
+        and starts it again, in the state O(state) asks for.
+    type: str
+    default: next_boot
+    choices: [next_boot, restart]
+  shutdown_timeout:
+    description:
+      - Seconds to wait for the guest to turn off after the ACPI power button, for O(state=shutdown),
+        O(state=absent) and O(apply=restart).
+      - V(0) does not wait; with O(force=true) the domain is powered off at once.
+    type: int
+    default: 120
+  force:
+    description:
+      - Power the domain off (C(virDomainDestroy)) when it has not shut down within O(shutdown_timeout).
+      - Without it, a guest that ignores the power button makes the task fail. O(state=absent) always powers
+        off a domain that did not shut down in time.
+    type: bool
+    default: false
+  remove_storage:
+    description:
+      - With O(state=absent), also delete the storage volumes this module created for the domain (disks
+        given with O(model.disks[].size) that did not exist). Disks that existed before are never deleted.
+    type: bool
+    default: false
+  xml:
+    description:
+      - A full or partial domain XML (C(<domain>...</domain>)), for instance from C(virsh dumpxml) or a
+        template. Mutually exclusive with O(model).
+      - Sections left out are not managed. A C(<uuid>) that differs from the existing domain's is an error.
+    type: str
+  model:
+    description:
+      - The Phyllome VM model. Mutually exclusive with O(xml).
+      - "Every guest gets: q35, UEFI (libvirt's firmware auto-selection), a C(host-model) CPU with the given
+        topology, ACPI/APIC, a C(utc) clock (C(localtime) for Windows) with C(rtc catchup), C(pit delay),
+        C(hpet) off, suspend to memory and disk off, virtio disks and NICs, SPICE graphics that listen on
+        nothing (or VNC on loopback), a virtio video card, C(ich9) sound, and by family: Linux a virtio
+        console, virtio keyboard and tablet, the QEMU guest agent and SPICE agent channels, a TPM 2.0
+        C(tpm-crb) emulator, a virtio RNG from C(/dev/urandom) and a virtio balloon; Windows the same with
+        Secure Boot (with SMM), a USB tablet, C(hypervclock), the Hyper-V enlightenments C(relaxed), C(vapic),
+        C(spinlocks) (4096), C(vpindex), C(runtime), C(synic), C(stimer) (direct), C(reset), C(frequencies),
+        C(reenlightenment) and C(tlbflush) (on C(kvm) domains only, QEMU's TCG refuses them) and no balloon;
+        C(other) emulated devices only (SATA disks, e1000e NIC, VGA) and no TPM."
+    type: dict
+    suboptions:
+      os:
+        description:
+          - The guest's OS family, which chooses the defaults below.
+        type: str
+        default: linux
+        choices: [linux, windows, other]
+      memory:
+        description:
+          - Memory of the guest. A number is MiB; a size with a unit (V(4G), V(512M), V(8 GiB)) is read with
+            binary units.
+          - Default V(2048) (Linux), V(4096) (Windows), V(1024) (other).
+        type: raw
+      vcpus:
+        description:
+          - Number of virtual CPUs.
+        type: int
+        default: 2
+      cpu:
+        description:
+          - CPU model and topology. O(model.cpu.sockets) x O(model.cpu.cores) x O(model.cpu.threads) must equal
+            O(model.vcpus); O(model.cpu.cores) defaults to what makes it so.
+        type: dict
+        suboptions:
+          mode:
+            description:
+              - libvirt's CPU mode. V(host-model) (the default) is migratable between similar hosts;
+                V(host-passthrough) gives the host CPU as is; V(custom) uses O(model.cpu.model), a named
+                model shared by a fleet of different hosts; V(maximum) everything the hypervisor can do.
+              - Default V(custom) when O(model.cpu.model) is given, else V(host-model).
+            type: str
+            choices: [host-model, host-passthrough, maximum, custom]
+          model:
+            description:
+              - A named CPU model (C(virsh cpu-models x86_64)), for example V(EPYC) or V(Skylake-Client-IBRS).
+            type: str
+          sockets:
+            description: Sockets.
+            type: int
+            default: 1
+          cores:
+            description: Cores per socket.
+            type: int
+          threads:
+            description: Threads per core.
+            type: int
+            default: 1
+      machine:
+        description:
+          - The machine type. An alias (V(q35), V(pc)) is stored by libvirt as the current versioned type
+            (C(pc-q35-7.2)), which is then kept.
+        type: str
+        default: q35
+      firmware:
+        description:
+          - V(efi) (UEFI, chosen by libvirt's firmware auto-selection) or V(bios) (SeaBIOS).
+        type: str
+        default: efi
+        choices: [efi, bios]
+      secure_boot:
+        description:
+          - UEFI Secure Boot with Microsoft's keys enrolled, and SMM to protect the UEFI variables.
+          - Default V(true) for Windows, V(false) otherwise.
+        type: bool
+      tpm:
+        description:
+          - An emulated TPM 2.0 (C(tpm-crb), swtpm). Its state lives with the domain until O(state=absent).
+          - Default V(true) for Linux and Windows, V(false) for other.
+        type: bool
+      disks:
+        description:
+          - Disks and CD/DVD drives.
+          - A disk is an existing image or block device (O(model.disks[].path)) or a storage volume
+            (O(model.disks[].pool), O(model.disks[].volume)). With O(model.disks[].size), a missing volume (or
+            a missing image in a directory that a storage pool owns) is created, sparse.
+          - On a local libvirt, an O(model.disks[].path) that does not exist (and is not to be created) is an
+            error; on a remote one (C(qemu+ssh://)) only libvirt's storage pools are asked.
+        type: list
+        elements: dict
+        default: []
+        suboptions:
+          path:
+            description:
+              - Path of the image file, ISO or block device (C(/dev/...)) on the libvirt host.
+            type: str
+          pool:
+            description:
+              - Storage pool of O(model.disks[].volume). Default V(default).
+            type: str
+          volume:
+            description:
+              - Name of a storage volume in O(model.disks[].pool).
+            type: str
+          size:
+            description:
+              - Size of the volume to create when it does not exist. A number is GiB; units as for
+                O(model.memory). An existing volume is used as it is (never resized).
+            type: raw
+          format:
+            description:
+              - Image format, which libvirt never guesses (that would be unsafe). Default V(raw).
+            type: str
+            choices: [raw, qcow2]
+          device:
+            description:
+              - V(disk), or V(cdrom) (read-only; O(model.disks[].path) may be left out for an empty drive).
+            type: str
+            default: disk
+            choices: [disk, cdrom]
+          bus:
+            description:
+              - Default V(virtio) for disks (V(sata) for the C(other) family), V(sata) for CD/DVD drives.
+                V(scsi) adds a virtio-scsi controller.
+            type: str
+            choices: [virtio, sata, scsi, usb]
+          target:
+            description:
+              - The device name in the guest's configuration (V(vda), V(sdb)). Default the next free name of
+                the bus, in order. It identifies the disk between runs.
+            type: str
+          cache:
+            description: QEMU's cache mode.
+            type: str
+            choices: [default, none, writethrough, writeback, directsync, unsafe]
+          discard:
+            description: Pass the guest's discard (TRIM) requests to the image (V(unmap)) or not (V(ignore)).
+            type: str
+            choices: [unmap, ignore]
+          readonly:
+            description: A read-only disk. CD/DVD drives always are.
+            type: bool
+            default: false
+          boot_order:
+            description:
+              - Boot priority (1 first). When any disk, NIC or hostdev has one, the model's default boot order
+                (disk, then CD/DVD) is not used.
+            type: int
+      networks:
+        description:
+          - Network interfaces. Default one virtio NIC on libvirt's network V(default). V([]) for none.
+          - A NIC without O(model.networks[].mac) keeps the MAC libvirt gave it.
+        type: list
+        elements: dict
+        suboptions:
+          type:
+            description:
+              - V(network) (a libvirt network), V(bridge) (a host bridge), V(direct) (macvtap on a host
+                interface), V(user) (QEMU's user networking) or V(passt) (libvirt 9.2 or later).
+            type: str
+            default: network
+            choices: [network, bridge, direct, user, passt]
+          source:
+            description:
+              - The libvirt network (default V(default)), the host bridge or the host interface.
+            type: str
+          mac:
+            description: The MAC address. Changing it replaces the NIC.
+            type: str
+          model:
+            description: NIC model. Default V(virtio) (V(e1000e) for the C(other) family).
+            type: str
+          boot_order:
+            description: Boot priority (network boot).
+            type: int
+      hostdevs:
+        description:
+          - Host devices passed through to the guest (VFIO). libvirt detaches a V(managed) device from its
+            host driver when the domain starts and gives it back when it stops.
+          - A PCI address or USB bus:device that does not exist on the host is an error. Pass all endpoints
+            of an IOMMU group to the same guest (see M(phyllome.os.iommu_info)).
+        type: list
+        elements: dict
+        default: []
+        suboptions:
+          type:
+            description: V(pci) or V(usb).
+            type: str
+            default: pci
+            choices: [pci, usb]
+          address:
+            description:
+              - PCI address (V(0000:01:00.0) or V(01:00.0)), or USB V(BUS:DEVICE) (V(3:4), as C(lsusb) prints
+                them; they change when the device is plugged elsewhere).
+            type: str
+          vendor:
+            description: USB vendor id (V(046d)), with O(model.hostdevs[].product), instead of an address.
+            type: str
+          product:
+            description: USB product id (V(c52b)).
+            type: str
+          managed:
+            description: Let libvirt bind the device to vfio-pci when the domain starts.
+            type: bool
+            default: true
+          boot_order:
+            description: Boot priority.
+            type: int
+      filesystems:
+        description:
+          - Host directories shared with the guest through virtiofs (C(mount -t virtiofs TARGET /mnt)).
+          - They need shared memory, so O(model.memory_backing) defaults to memfd, shared.
+        type: list
+        elements: dict
+        default: []
+        suboptions:
+          source:
+            description: The host directory.
+            type: str
+            required: true
+          target:
+            description: The mount tag in the guest.
+            type: str
+            required: true
+          readonly:
+            description: Read-only share (needs a libvirt whose virtiofs supports it; libvirt 9.0 refuses it).
+            type: bool
+            default: false
+      memory_backing:
+        description:
+          - How guest memory is backed. Default none, or C(memfd) shared when there are
+            O(model.filesystems).
+        type: dict
+        suboptions:
+          source:
+            description: Memory source.
+            type: str
+            choices: [memfd, file, anonymous]
+          access:
+            description: V(shared) (needed by virtiofs and vhost-user) or V(private).
+            type: str
+            choices: [shared, private]
+          hugepages:
+            description: Back guest memory with huge pages (reserve them on the host first).
+            type: bool
+            default: false
+          hugepage_size:
+            description: Huge page size (V(2M), V(1G)); default the host's default size.
+            type: raw
+      graphics:
+        description:
+          - The graphical console.
+        type: dict
+        suboptions:
+          type:
+            description: V(spice), V(vnc), or V(none) for a headless guest (no video card, no sound).
+            type: str
+            default: spice
+            choices: [spice, vnc, none]
+          listen:
+            description:
+              - Where it listens. SPICE defaults to V(none) (reachable only through libvirt, as virt-manager
+                and virt-viewer do), VNC to V(127.0.0.1). Give V(0.0.0.0) only if you mean the network.
+            type: str
+          gl:
+            description: OpenGL acceleration (SPICE with C(listen none), virtio video with 3D). Needs a
+              host GPU render node.
+            type: bool
+            default: false
+      video:
+        description:
+          - Video card model. Default V(virtio) (V(vga) for the C(other) family; V(none) when headless).
+        type: str
+        choices: [virtio, qxl, vga, bochs, ramfb, cirrus, none]
+      sound:
+        description:
+          - Sound card. Default V(ich9) for Linux and Windows with graphics, else V(none).
+        type: str
+        choices: [none, ich9, ich6, ac97]
+      balloon:
+        description:
+          - A virtio memory balloon. Default V(true) for Linux only.
+        type: bool
+      rng:
+        description:
+          - A virtio RNG fed from the host's C(/dev/urandom). Default V(true) except for other.
+        type: bool
+      guest_agent:
+        description:
+          - The QEMU guest agent channel (C(org.qemu.guest_agent.0)), used for IP addresses, fs freeze and
+            clean shutdowns. Default V(true) except for other.
+        type: bool
+      extra_xml:
+        description:
+          - XML fragments layered onto what the model builds, for anything the options do not cover.
+          - Each fragment is a C(<domain>) with the sections to add or change, or one section (C(<os>),
+            C(<features>), ...), or one device (C(<serial>), C(<watchdog>), ...).
+          - A fragment adds and changes, never removes. A device changes a model device only when it names
+            the same one (a disk's target, a NIC's MAC); otherwise it is added.
+        type: list
+        elements: str
+        default: []
+extends_documentation_fragment:
+  - phyllome.os.libvirt
+requirements:
+  - lxml (the C(python3-lxml) package) on the managed host
+attributes:
+  check_mode:
+    support: full
+    description: Reads the domain and the host, compares, and reports the changes and actions without calling
+      any mutating libvirt API.
+  diff_mode:
+    support: full
+    description: A diff of the stored definition and the new one (graphics passwords masked).
+  platform:
+    support: full
+    platforms: posix
+    description: Any host whose libvirt the URI reaches; the libvirt QEMU driver or libvirt's test driver.
+notes:
+  - Changing the name makes another domain; to rename, use C(virsh domrename).
+  - Changing O(model.firmware) or O(model.secure_boot) of an existing domain keeps its UEFI variables (nvram),
+    which were made from the previous firmware's template; start it once with C(virsh start --reset-nvram) to
+    get fresh ones (Secure Boot keys enrolled or not).
+  - Hyper-V enlightenments are left out of C(qemu) (TCG) domains, where QEMU refuses them.
+  - The power state reported in RV(state) uses libvirt's words (C(running), C(paused), C(shutoff), ...).
+seealso:
+  - module: phyllome.os.domain_info
+  - name: libvirt domain XML format
+    description: Every element the O(xml) and O(model.extra_xml) options accept.
+    link: https://libvirt.org/formatdomain.html
+author:
+  - Phyllome OS developers (@PhyllomeOS)
+'''
+
+EXAMPLES = r'''
+- name: A Linux VM on the Phyllome model, with a new 40 GiB disk, running
+  phyllome.os.domain:
+    name: fedora
+    model:
+      os: linux
+      memory: 4G
+      vcpus: 4
+      disks:
+        - pool: default
+          volume: fedora.qcow2
+          format: qcow2
+          size: 40G
+        - device: cdrom
+          path: /var/lib/libvirt/isos/Fedora-Workstation-Live-x86_64.iso
+    state: running
+    autostart: true
+
+- name: A Windows 11 VM (Secure Boot with SMM, TPM 2.0, Hyper-V enlightenments by default)
+  phyllome.os.domain:
+    name: win11
+    model:
+      os: windows
+      memory: 8G
+      vcpus: 4
+      cpu:
+        cores: 2
+        threads: 2
+      disks:
+        - path: /var/lib/libvirt/images/win11.raw
+          size: 64G
+        - device: cdrom
+          path: /var/lib/libvirt/isos/Win11_23H2_English_x64.iso
+        - device: cdrom
+          path: /var/lib/libvirt/isos/virtio-win.iso
+
+- name: A gaming VM with a GPU (both functions of its IOMMU group) and a USB receiver passed through
+  phyllome.os.domain:
+    name: gaming
+    model:
+      os: windows
+      memory: 16G
+      vcpus: 8
+      cpu:
+        mode: host-passthrough
+        cores: 4
+        threads: 2
+      memory_backing:
+        hugepages: true
+      graphics:
+        type: none
+      disks:
+        - path: /dev/disk/by-id/nvme-Samsung_SSD_980_PRO_2TB_S6B0NL0T123456
+          cache: none
+      networks:
+        - type: bridge
+          source: br0
+      hostdevs:
+        - address: "0000:01:00.0"
+        - address: "0000:01:00.1"
+        - type: usb
+          vendor: "046d"
+          product: c52b
+
+- name: A headless development VM sharing a host directory through virtiofs, with a fixed MAC
+  phyllome.os.domain:
+    name: devbox
+    model:
+      memory: 2048
+      graphics:
+        type: none
+      disks:
+        - volume: devbox.qcow2
+          format: qcow2
+          size: 20
+      networks:
+        - source: default
+          mac: "52:54:00:12:34:56"
+      filesystems:
+        - source: /srv/projects
+          target: projects
+
+- name: Anything the options do not cover, through extra_xml (direct kernel boot, a serial log)
+  phyllome.os.domain:
+    name: microvm
+    model:
+      memory: 256
+      vcpus: 1
+      firmware: bios
+      tpm: false
+      networks: []
+      graphics:
+        type: none
+      extra_xml:
+        - |
+          <os>
+            <kernel>/var/lib/libvirt/boot/vmlinuz</kernel>
+            <initrd>/var/lib/libvirt/boot/initrd.img</initrd>
+            <cmdline>console=ttyS0</cmdline>
+          </os>
+        - <serial type='file'><source path='/var/log/libvirt/qemu/microvm.serial'/><target port='0'/></serial>
+
+- name: A domain from an XML template you already have
+  phyllome.os.domain:
+    xml: "{{ lookup('ansible.builtin.template', 'router.xml.j2') }}"
+    state: running
+
+- name: Give a running VM more memory, and restart it so that it sees it
+  phyllome.os.domain:
+    name: router
+    xml: <domain><memory unit='GiB'>2</memory><currentMemory unit='GiB'>2</currentMemory></domain>
+    apply: restart
+    shutdown_timeout: 60
+    force: true
+
+- name: Shut a VM down cleanly, powering it off after 5 minutes
+  phyllome.os.domain:
+    name: fedora
+    state: shutdown
+    shutdown_timeout: 300
+    force: true
+
+- name: Remove a VM with its UEFI variables, TPM state and the volumes this module created for it
+  phyllome.os.domain:
+    name: devbox
+    state: absent
+    remove_storage: true
+'''
+
+RETURN = r'''
+name:
+  description: The domain's name.
+  returned: always
+  type: str
+  sample: fedora
+uuid:
+  description: The domain's uuid. Null in check mode for a domain that is not defined yet, and after removal.
+  returned: always
+  type: str
+  sample: 9bbff2c8-8f80-4964-aa03-f7dc602013e4
+state:
+  description:
+    - The domain's power state after the task, in libvirt's words (C(running), C(paused), C(shutoff),
+      C(shutdown) while shutting down, C(crashed), C(pmsuspended), C(blocked)), or C(absent).
+    - In check mode, the state the task would reach.
+  returned: always
+  type: str
+  sample: running
+xml:
+  description:
+    - The domain's stored (inactive) definition after the task, as libvirt returns it (graphics passwords
+      masked). In check mode, the definition the task would store.
+    - Null after removal.
+  returned: always
+  type: str
+  sample: "<domain type=\"kvm\">\n  <name>fedora</name>\n  ...\n</domain>\n"
+restart_required:
+  description:
+    - Whether the domain runs with an older definition than the stored one and needs a restart (a shutdown
+      and a start, not a guest reboot) to see it. Stays V(true) on later runs until it was restarted.
+  returned: always
+  type: bool
+  sample: false
+changes:
+  description:
+    - What changed in the definition, in words. Empty when the definition already matched.
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - memory changed from 2 GiB to 4 GiB
+    - "devices/disk[vdb] added"
+    - "devices/interface[52:54:00:4d:ca:bb]/source: network changed from 'default' to 'lan'"
+    - "devices/tpm[tpm-crb] removed"
+actions:
+  description: What the task did (or, in check mode, would do), in order.
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - create volume fedora.qcow2 in pool default
+    - define domain fedora
+    - start domain fedora
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.phyllome.os.plugins.module_utils.actions import ActionRecorder
+from ansible_collections.phyllome.os.plugins.module_utils.domain_client import DomainClient
+from ansible_collections.phyllome.os.plugins.module_utils.domain_manager import run_domain
+from ansible_collections.phyllome.os.plugins.module_utils.domain_options import (
+    MUTUALLY_EXCLUSIVE,
+    REQUIRED_ONE_OF,
+    argument_spec,
+)
+from ansible_collections.phyllome.os.plugins.module_utils.errors import PhyllomeError, fail_from_exception
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=argument_spec({'uri': {'type': 'str', 'default': 'qemu:///system'}}),
+        mutually_exclusive=MUTUALLY_EXCLUSIVE,
+        required_one_of=REQUIRED_ONE_OF,
+        supports_check_mode=True,
+    )
+    recorder = ActionRecorder(check_mode=module.check_mode)
+    try:
+        client = DomainClient.connect(module.params['uri'])
+        result = run_domain(module.params, client, recorder)
+    except PhyllomeError as exc:
+        fail_from_exception(module, exc, changed=recorder.changed, actions=recorder.actions)
+    if not module._diff:
+        del result['diff']
+    module.exit_json(changed=recorder.changed, **result)
+
+
+if __name__ == '__main__':
+    main()

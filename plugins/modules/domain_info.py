@@ -1,0 +1,230 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the phyllome.os collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: domain_info
+short_description: libvirt domains (VMs) as data, with their devices and IP addresses
+version_added: 0.1.0
+description:
+  - Lists all domains, or those named or in the given states, each with a summary parsed from its definition
+    (power state, vCPUs, memory, firmware, Secure Boot, TPM, disks, NICs, hostdevs, virtiofs shares, graphics,
+    autostart) and, optionally, its XML.
+  - The IP addresses of a running domain's NICs come from libvirt's DHCP leases, the QEMU guest agent and the
+    host's ARP table, whichever knows them.
+  - O(query) selects from the result with a JMESPath expression.
+  - Never changes anything.
+options:
+  names:
+    description:
+      - Only these domains. Names that do not exist are left out of the result.
+    type: list
+    elements: str
+    aliases: [name]
+  states:
+    description:
+      - Only domains in these power states (libvirt's words).
+    type: list
+    elements: str
+    choices: [running, blocked, paused, shutdown, shutoff, crashed, pmsuspended, nostate]
+  xml:
+    description:
+      - Also return each domain's XML (the running configuration of a running domain, else its stored
+        definition; graphics passwords are never included).
+    type: bool
+    default: false
+  query:
+    description:
+      - A JMESPath expression evaluated over the result (a dictionary with the key C(domains)); its result is
+        returned as RV(query_result).
+      - Needs the C(jmespath) Python library (C(python3-jmespath)) on the managed host.
+    type: str
+extends_documentation_fragment:
+  - phyllome.os.libvirt
+requirements:
+  - lxml (the C(python3-lxml) package) on the managed host
+attributes:
+  check_mode:
+    support: full
+    description: The module only reads.
+  diff_mode:
+    support: none
+    description: Nothing is changed, so there is no diff.
+  platform:
+    support: full
+    platforms: posix
+    description: Any host whose libvirt the URI reaches.
+seealso:
+  - module: phyllome.os.domain
+author:
+  - Phyllome OS developers (@PhyllomeOS)
+'''
+
+EXAMPLES = r'''
+- name: All domains
+  phyllome.os.domain_info:
+  register: vms
+
+- name: The running ones, with their IPv4 addresses
+  phyllome.os.domain_info:
+    states: [running]
+    query: "domains[].{name: name, ipv4: interfaces[].addresses[?family=='ipv4'].address | []}"
+  register: running
+
+- name: One domain's XML
+  phyllome.os.domain_info:
+    names: [win11]
+    xml: true
+  register: win11
+
+- name: Which domains have a PCI device passed through
+  phyllome.os.domain_info:
+    query: "domains[?hostdevs[?type=='pci']].name"
+  register: passthrough
+'''
+
+RETURN = r'''
+domains:
+  description: The domains, sorted by name.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Name.
+      type: str
+      sample: win11
+    uuid:
+      description: uuid.
+      type: str
+      sample: 2577e116-36de-48ba-bba4-0929aa8039bc
+    state:
+      description: Power state in libvirt's words.
+      type: str
+      sample: running
+    autostart:
+      description: Whether libvirt starts it with the host.
+      type: bool
+    persistent:
+      description: Whether it is defined (false for a transient domain).
+      type: bool
+    domain_type:
+      description: C(kvm), C(qemu), ...
+      type: str
+      sample: kvm
+    arch:
+      description: Guest architecture.
+      type: str
+      sample: x86_64
+    machine:
+      description: Machine type as stored.
+      type: str
+      sample: pc-q35-7.2
+    vcpus:
+      description: Number of virtual CPUs.
+      type: int
+      sample: 4
+    memory_mib:
+      description: Maximum memory, MiB.
+      type: int
+      sample: 8192
+    current_memory_mib:
+      description: Current memory (below the maximum when ballooned), MiB.
+      type: int
+      sample: 8192
+    firmware:
+      description: C(efi) or C(bios).
+      type: str
+      sample: efi
+    secure_boot:
+      description: Whether UEFI Secure Boot is on.
+      type: bool
+    tpm:
+      description: The TPM (C(model), C(backend), C(version)), or null.
+      type: dict
+      sample: {model: tpm-crb, backend: emulator, version: "2.0"}
+    disks:
+      description: Disks and CD/DVD drives.
+      type: list
+      elements: dict
+      sample:
+        - {target: vda, bus: virtio, device: disk, type: file, path: /var/lib/libvirt/images/win11.raw,
+           pool: null, volume: null, format: raw, readonly: false}
+    interfaces:
+      description: NICs with their MAC and, for a running domain, the IP addresses found (C(address),
+        C(prefix), C(family), C(source) - C(lease), C(agent) or C(arp)).
+      type: list
+      elements: dict
+      sample:
+        - mac: "52:54:00:6b:3c:11"
+          type: network
+          source: default
+          model: virtio
+          addresses: [{address: 192.168.122.50, prefix: 24, family: ipv4, source: lease}]
+    hostdevs:
+      description: Host devices passed through (C(type), C(address), C(vendor), C(product), C(managed)).
+      type: list
+      elements: dict
+      sample: [{type: pci, address: "0000:01:00.0", vendor: null, product: null, managed: true}]
+    filesystems:
+      description: virtiofs shares (C(source), C(target), C(driver), C(readonly)).
+      type: list
+      elements: dict
+    graphics:
+      description: Graphical consoles (C(type), C(listen), C(port)).
+      type: list
+      elements: dict
+      sample: [{type: spice, listen: none, port: null}]
+    created_volumes:
+      description: Storage volumes M(phyllome.os.domain) created for the domain (C(pool), C(volume)).
+      type: list
+      elements: dict
+    xml:
+      description: The domain's XML, with O(xml=true).
+      type: str
+query_result:
+  description: The result of O(query).
+  returned: when O(query) is given
+  type: raw
+  sample: [fedora, win11]
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.phyllome.os.plugins.module_utils.domain_client import DomainClient
+from ansible_collections.phyllome.os.plugins.module_utils.domain_manager import collect_domains
+from ansible_collections.phyllome.os.plugins.module_utils.domain_summary import query
+from ansible_collections.phyllome.os.plugins.module_utils.errors import PhyllomeError, fail_from_exception
+
+STATES = ['running', 'blocked', 'paused', 'shutdown', 'shutoff', 'crashed', 'pmsuspended', 'nostate']
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            uri=dict(type='str', default='qemu:///system'),
+            names=dict(type='list', elements='str', aliases=['name']),
+            states=dict(type='list', elements='str', choices=STATES),
+            xml=dict(type='bool', default=False),
+            query=dict(type='str'),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    try:
+        # Read-write: the guest agent answers only such connections; nothing is changed.
+        client = DomainClient.connect(params['uri'])
+        domains = collect_domains(client, params['names'], params['states'], params['xml'])
+        result = {'domains': domains}
+        if params['query'] is not None:
+            result['query_result'] = query(result, params['query'])
+    except PhyllomeError as exc:
+        fail_from_exception(module, exc)
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == '__main__':
+    main()
