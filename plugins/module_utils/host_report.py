@@ -19,10 +19,11 @@ import stat as stat_module
 # the lxml dependency.
 import xml.etree.ElementTree as ET
 
+from ansible_collections.phyllome.os.plugins.module_utils import cpu as cpu_utils
 from ansible_collections.phyllome.os.plugins.module_utils import iommu as iommu_utils
 from ansible_collections.phyllome.os.plugins.module_utils import libvirt_client
 from ansible_collections.phyllome.os.plugins.module_utils.errors import InvalidInput, LibvirtFailure, MissingLibrary
-from ansible_collections.phyllome.os.plugins.module_utils.kernel_args import kernel_args, normalize_name
+from ansible_collections.phyllome.os.plugins.module_utils.kernel_args import arg_key, kernel_args
 
 PASS, WARN, FAIL, SKIP = 'pass', 'warn', 'fail', 'skip'
 _SEVERITY = {SKIP: 0, PASS: 0, WARN: 1, FAIL: 2}
@@ -37,13 +38,6 @@ GUEST_MACHINE = 'q35'
 
 # The user QEMU runs as when /etc/libvirt/qemu.conf does not say: Fedora's, then Debian's.
 QEMU_USERS = ('qemu', 'libvirt-qemu')
-
-# CPU vendor -> the KVM module that drives its virtualization extension, and that extension's name.
-VENDORS = {
-    'GenuineIntel': ('kvm_intel', 'Intel VT-x'),
-    'AuthenticAMD': ('kvm_amd', 'AMD-V'),
-    'HygonGenuine': ('kvm_amd', 'AMD-V'),
-}
 
 # Where QEMU looks for firmware descriptors, lowest precedence first
 # (QEMU's docs/interop/firmware.json; a same-named file in a later directory
@@ -78,39 +72,6 @@ def read_cmdline(fs):
     """/proc/cmdline as written and as the kernel's arguments (kernel_args.KernelArg, before any `--`)."""
     raw = fs.read_text('/proc/cmdline')
     return {'raw': raw, 'parsed': kernel_args(raw)}
-
-
-# ---------------------------------------------------------------- CPU
-
-def parse_cpuinfo(text):
-    """Vendor, model and virtualization flags from /proc/cpuinfo (first processor; counts all)."""
-    blocks = [b for b in (text or '').split('\n\n') if b.strip()]
-    fields = {}
-    for line in blocks[0].splitlines() if blocks else []:
-        key, sep, value = line.partition(':')
-        if sep:
-            fields.setdefault(key.strip(), value.strip())
-    flags = set(fields.get('flags', '').split())
-
-    def number(key):
-        value = fields.get(key, '')
-        return int(value) if value.isdigit() else None
-
-    return {
-        'vendor': fields.get('vendor_id'),
-        'model_name': fields.get('model name'),
-        'family': number('cpu family'),
-        'model': number('model'),
-        'stepping': number('stepping'),
-        'logical_cpus': sum(1 for b in blocks if b.lstrip().startswith('processor')),
-        'virtualization_flags': sorted(flags & {'vmx', 'svm'}),
-        # Set by the kernel when it runs under a hypervisor.
-        'hypervisor': 'hypervisor' in flags,
-    }
-
-
-def read_cpu(fs):
-    return parse_cpuinfo(fs.read_text('/proc/cpuinfo'))
 
 
 # ---------------------------------------------------------------- users and groups
@@ -257,15 +218,16 @@ def read_nested(fs, module):
 
 
 def read_kvm(fs, cpu, qemu_user_name=None):
-    vendor = VENDORS.get(cpu.get('vendor'))
+    virtualization = cpu_utils.virtualization(cpu.get('vendor'))
+    vendor_module = virtualization['kvm_module'] if virtualization else None
     accounts = read_accounts(fs)
     qemu_user = resolve_qemu_user(fs, qemu_user_name, accounts)
     return {
         'device': read_kvm_device(fs, qemu_user, accounts),
         'qemu_user': qemu_user,
         'modules': read_kvm_modules(fs),
-        'vendor_module': vendor[0] if vendor else None,
-        'nested': read_nested(fs, vendor[0] if vendor else None),
+        'vendor_module': vendor_module,
+        'nested': read_nested(fs, vendor_module),
     }
 
 
@@ -285,7 +247,7 @@ def requested_hugepages(args, default_kb):
     """(size_kb, count) pairs the command line asks for: hugepages= counts for the preceding hugepagesz=."""
     requests, size = {}, None
     for arg in args:
-        key, value = normalize_name(arg.name), arg.value or ''
+        key, value = arg_key(arg), arg.value or ''
         if key == 'default_hugepagesz':
             default_kb = size_kb(value) or default_kb
         elif key == 'hugepagesz':
@@ -465,14 +427,13 @@ def read_libvirt(uri, open_connection=libvirt_client.open_connection):
 # ---------------------------------------------------------------- checks
 
 def check_cpu(cpu, kvm):
-    vendor = VENDORS.get(cpu['vendor'])
     facts = {k: cpu[k] for k in ('vendor', 'model_name', 'virtualization_flags', 'hypervisor')}
     if not cpu['vendor']:
         return make_check('cpu', FAIL, 'cannot read the CPU vendor from /proc/cpuinfo', facts)
     if cpu['virtualization_flags']:
         flag = cpu['virtualization_flags'][0]
-        label = 'Intel VT-x' if flag == 'vmx' else 'AMD-V'
-        return make_check('cpu', PASS, '%s CPU with %s (flag %s)' % (cpu['vendor'], label, flag), facts)
+        return make_check('cpu', PASS, '%s CPU with %s (flag %s)' % (
+            cpu['vendor'], cpu_utils.extension_of_flag(flag), flag), facts)
     if kvm['device']['present']:
         return make_check('cpu', WARN, (
             'the CPU flags show neither vmx nor svm, yet /dev/kvm exists (modules: %s): KVM here does not rest '
@@ -482,7 +443,8 @@ def check_cpu(cpu, kvm):
         return make_check('cpu', FAIL, (
             'the CPU flags show neither vmx nor svm: this host is a virtual machine whose hypervisor does not '
             'expose nested virtualization; guests can only run under TCG (domain type qemu)'), facts)
-    extension = vendor[1] if vendor else 'hardware virtualization'
+    virtualization = cpu_utils.virtualization(cpu['vendor'])
+    extension = virtualization['extension'] if virtualization else 'hardware virtualization'
     return make_check('cpu', FAIL, (
         'the CPU flags show neither vmx nor svm: enable %s in the firmware setup (the kernel hides the flag '
         'when the firmware disables it)') % extension, facts)
@@ -552,27 +514,18 @@ def check_iommu(iommu, cpu, args):
     facts = {k: iommu[k] for k in ('active', 'kind', 'group_count', 'firmware_table', 'interrupt_remapping',
                                    'passthrough', 'kernel_args')}
     problem = iommu_utils.diagnose(iommu, args, cpu['vendor'], cpu['hypervisor'])
-    if iommu['active']:
-        reason = '%s active, %d IOMMU groups' % (iommu['label'], iommu['group_count'])
-        if problem:
-            return make_check('iommu', WARN, reason + (
-                ', but interrupt remapping is off: VFIO refuses to assign devices unless '
-                'vfio_iommu_type1.allow_unsafe_interrupts=1, which gives up isolation of interrupts'), facts)
-        if iommu['interrupt_remapping']:
-            reason += ', interrupt remapping on'
-        if not iommu['passthrough']:
-            reason += '; Phyllome hosts also boot with iommu=pt (host devices skip translation)'
-        return make_check('iommu', PASS, reason, facts)
-    cause, kind = problem['cause'], problem['kind']
-    reasons = {
-        'disabled_by_argument': 'the kernel command line has %s; device passthrough is impossible' % problem['argument'],
-        'virtual_machine': 'this host is a virtual machine without a virtual IOMMU; device passthrough (VFIO) is impossible',
-        'firmware': 'the firmware announces none (no ACPI %s table); enable %s in the firmware setup for device passthrough' % (
-            'IVRS' if kind == 'amd' else 'DMAR', 'IOMMU (AMD-Vi)' if kind == 'amd' else 'VT-d'),
-        'not_enabled': 'the firmware provides VT-d (ACPI DMAR) but the kernel did not enable it; boot with intel_iommu=on iommu=pt',
-        'no_groups': 'the firmware announces one (ACPI %s) but the kernel formed no IOMMU groups' % iommu['firmware_table'],
-    }
-    return make_check('iommu', WARN, 'no IOMMU: ' + reasons[cause], dict(facts, cause=cause))
+    if problem:
+        explained = iommu_utils.explain(problem, iommu)
+        reason = '%s.' % explained['reason']
+        if iommu['active']:
+            reason = '%s active, %d IOMMU groups, but %s' % (iommu['label'], iommu['group_count'], reason)
+        return make_check('iommu', WARN, ' '.join([reason] + explained['advice']), dict(facts, cause=problem['cause']))
+    reason = '%s active, %d IOMMU groups' % (iommu['label'], iommu['group_count'])
+    if iommu['interrupt_remapping']:
+        reason += ', interrupt remapping on'
+    if not iommu['passthrough']:
+        reason += '; Phyllome hosts also boot with iommu=pt (host devices skip translation)'
+    return make_check('iommu', PASS, reason, facts)
 
 
 def check_hugepages(hugepages):
@@ -668,7 +621,7 @@ def build_report(fs, uri, query_libvirt, qemu_user=None, libvirt_reader=read_lib
     if not os.path.isdir(fs.root):
         raise InvalidInput('root %s is not a directory' % fs.root, root=fs.root)
     cmdline = read_cmdline(fs)
-    cpu = read_cpu(fs)
+    cpu = cpu_utils.read_cpu(fs)
     kvm = read_kvm(fs, cpu, qemu_user)
     host = {
         'root': fs.root,

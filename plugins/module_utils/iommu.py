@@ -6,14 +6,16 @@
 Everything comes from sysfs and procfs through a HostFS, never from dmesg:
 the kernel log needs privileges on hardened hosts and rotates away, while
 sysfs always says what is active now. host_info builds its IOMMU check on
-detect_iommu(); iommu_info lists groups and devices on top of it.
+detect_iommu(); iommu_info lists groups and devices on top of it. Both say
+what is wrong, and what to do, in the words of diagnose() and explain().
 """
 
 from __future__ import annotations
 
 import posixpath
 
-from ansible_collections.phyllome.os.plugins.module_utils.kernel_args import kernel_args, normalize_name
+from ansible_collections.phyllome.os.plugins.module_utils.cpu import vendor_kind
+from ansible_collections.phyllome.os.plugins.module_utils.kernel_args import arg_key, kernel_args, normalize_name
 
 # Unit kinds, by the kernel's own names for them:
 #   intel   Intel VT-d, "DMAR" (/sys/class/iommu/dmarN)
@@ -29,11 +31,17 @@ IOMMU_KIND_LABELS = {
     'none': 'none',
 }
 
+SYSFS_IOMMU_GROUPS = '/sys/kernel/iommu_groups'
+
 # ACPI tables by which firmware announces an IOMMU, whether or not the kernel uses it.
 FIRMWARE_TABLES = {'DMAR': 'intel', 'IVRS': 'amd'}
+_TABLE_OF_KIND = dict((kind, table) for table, kind in FIRMWARE_TABLES.items())
 
-# The IOMMU kind of each CPU vendor (/proc/cpuinfo vendor_id).
-CPU_VENDOR_KINDS = {'GenuineIntel': 'intel', 'AuthenticAMD': 'amd', 'HygonGenuine': 'amd'}
+# Why an IOMMU cannot isolate devices (see diagnose()); explain() has the words for each.
+CAUSES = ('disabled_by_argument', 'virtual_machine', 'firmware', 'not_enabled', 'no_groups', 'interrupt_remapping_off')
+
+# What firmware setup screens call the IOMMU switch, by kind.
+FIRMWARE_SETTINGS = {'intel': 'VT-d', 'amd': 'AMD-Vi (labelled IOMMU in most firmware setups)'}
 
 # Kernel arguments that decide whether and how the IOMMU (and VFIO on top of it) works,
 # by normalized name (kernel_args.normalize_name: vfio-pci.ids is vfio_pci.ids).
@@ -88,9 +96,9 @@ def read_units(fs):
     return units
 
 
-def group_names(fs):
-    """The IOMMU group numbers present in /sys/kernel/iommu_groups, numerically sorted."""
-    return sorted((g for g in fs.listdir('/sys/kernel/iommu_groups') if g.isdigit()), key=int)
+def group_numbers(fs):
+    """The IOMMU groups the kernel formed (/sys/kernel/iommu_groups), as sorted numbers."""
+    return sorted(int(g) for g in fs.listdir(SYSFS_IOMMU_GROUPS) if g.isdigit())
 
 
 def firmware_table(fs):
@@ -124,7 +132,7 @@ def interrupt_remapping_enabled(fs):
 
 def iommu_kernel_args(args):
     """The arguments (as written) among `args` (kernel_args.KernelArg) that concern the IOMMU, in order."""
-    return [arg.raw for arg in args if normalize_name(arg.name) in IOMMU_KERNEL_ARGS]
+    return [arg.raw for arg in args if arg_key(arg) in IOMMU_KERNEL_ARGS]
 
 
 def _values(args, name):
@@ -132,7 +140,7 @@ def _values(args, name):
     values = []
     key = normalize_name(name)
     for arg in args:
-        if normalize_name(arg.name) == key:
+        if arg_key(arg) == key:
             values.extend(arg.value.split(',') if arg.value else [''])
     return values
 
@@ -172,29 +180,74 @@ def diagnose(found, args, cpu_vendor=None, hypervisor=False):
 
     args: the kernel's arguments (kernel_args.KernelArg); cpu_vendor: the
     CPU's vendor_id; hypervisor: the CPU has the `hypervisor` flag.
-    Returns {cause, kind, argument}; kind is intel, amd or None, and cause one of
+    Returns {cause, kind, argument, missing_argument}; kind is intel, amd or
+    None; argument is the one switching the IOMMU off; missing_argument the
+    one the kernel still needs to switch it on (intel_iommu=on), else None;
+    cause is one of CAUSES:
       disabled_by_argument     a kernel argument (`argument`) switches the IOMMU off
       virtual_machine          this host is a VM without a virtual IOMMU
       firmware                 the firmware announces none (enable VT-d / AMD-Vi in its setup)
       not_enabled              the firmware has VT-d, the kernel needs intel_iommu=on
       no_groups                the firmware announces one, yet the kernel formed no groups
       interrupt_remapping_off  active, but interrupts are not remapped (VFIO refuses unsafe interrupts)
+    explain() puts a cause into words.
     """
     if found['active']:
         if found['interrupt_remapping'] is False:
-            return {'cause': 'interrupt_remapping_off', 'kind': found['kind'], 'argument': None}
+            return {'cause': 'interrupt_remapping_off', 'kind': found['kind'], 'argument': None, 'missing_argument': None}
         return None
-    kind = FIRMWARE_TABLES.get(found['firmware_table']) or CPU_VENDOR_KINDS.get(cpu_vendor)
+    kind = FIRMWARE_TABLES.get(found['firmware_table']) or vendor_kind(cpu_vendor)
     argument = disabled_by(args, kind)
+    # Kernels built without CONFIG_INTEL_IOMMU_DEFAULT_ON leave VT-d off unless asked; AMD-Vi comes on by itself.
+    missing = 'intel_iommu=on' if kind == 'intel' and not enabled_by(args, kind) else None
     if argument:
         cause = 'disabled_by_argument'
     elif not found['firmware_table']:
         cause = 'virtual_machine' if hypervisor else 'firmware'
-    elif kind == 'intel' and not enabled_by(args, kind):
+    elif missing:
         cause = 'not_enabled'
     else:
         cause = 'no_groups'
-    return {'cause': cause, 'kind': kind, 'argument': argument}
+    return {'cause': cause, 'kind': kind, 'argument': argument, 'missing_argument': missing}
+
+
+def explain(problem, found):
+    """A diagnose() problem in words: {reason, advice}.
+
+    reason: what is wrong, one clause starting in lower case (host_info
+    builds its IOMMU check on it); advice: what to change, as sentences
+    (iommu_info returns them). found: the detect_iommu() facts diagnosed.
+    """
+    cause, kind = problem['cause'], problem['kind']
+    table = found['firmware_table'] or _TABLE_OF_KIND.get(kind)
+    advice = []
+    if cause == 'interrupt_remapping_off':
+        reason = ('interrupt remapping is off: VFIO refuses to attach a group to a guest unless '
+                  'vfio_iommu_type1.allow_unsafe_interrupts=1, which lets a guest forge interrupts')
+        advice.append('Enable interrupt remapping (x2APIC in the firmware setup; no intremap=off) rather than '
+                      'allowing unsafe interrupts.')
+    elif cause == 'disabled_by_argument':
+        reason = 'no IOMMU: the kernel argument %s switches it off, so no device can be passed' % problem['argument']
+        advice.append('Remove the kernel argument %s (phyllome.os.kernel_cmdline), then reboot.' % problem['argument'])
+    elif cause == 'virtual_machine':
+        reason = 'no IOMMU: this host is a virtual machine without a virtual IOMMU, so no device can be passed'
+        advice.append('Its hypervisor must give this host a virtual IOMMU (an intel-iommu or virtio-iommu device) '
+                      'before it can pass devices on.')
+    elif cause == 'firmware':
+        reason = 'no IOMMU: the firmware announces none (no ACPI %s table)' % (table or 'DMAR or IVRS')
+        advice.append('Enable %s in the firmware setup, then reboot.' % FIRMWARE_SETTINGS.get(kind, 'the IOMMU'))
+    elif cause == 'not_enabled':
+        reason = 'no IOMMU: the firmware provides VT-d (ACPI %s) but the kernel did not enable it' % table
+    elif cause == 'no_groups':
+        reason = 'no IOMMU: the firmware announces one (ACPI %s) but the kernel formed no IOMMU groups' % table
+        advice.append('Until the kernel forms IOMMU groups no device can be passed: its log (dmesg) says why the '
+                      'IOMMU driver did not start.')
+    else:
+        raise ValueError('unknown IOMMU problem %r' % cause)
+    if problem.get('missing_argument'):
+        advice.append('Add the kernel argument %s (Phyllome OS hosts use intel_iommu=on iommu=pt) with '
+                      'phyllome.os.kernel_cmdline, then reboot.' % problem['missing_argument'])
+    return {'reason': reason, 'advice': advice}
 
 
 def detect_iommu(fs, cmdline_args=None):
@@ -217,7 +270,7 @@ def detect_iommu(fs, cmdline_args=None):
     if cmdline_args is None:
         cmdline_args = kernel_args(fs.read_text('/proc/cmdline'))
     units = read_units(fs)
-    groups = group_names(fs)
+    groups = group_numbers(fs)
     kinds = [u['kind'] for u in units]
     kind = kinds[0] if kinds else 'none'
     if kind == 'none' and groups:

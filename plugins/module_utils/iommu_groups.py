@@ -23,11 +23,10 @@ import posixpath
 import re
 
 from ansible_collections.phyllome.os.plugins.module_utils import pci, usb
+from ansible_collections.phyllome.os.plugins.module_utils.cpu import read_cpu
 from ansible_collections.phyllome.os.plugins.module_utils.errors import NotFound
-from ansible_collections.phyllome.os.plugins.module_utils.iommu import detect_iommu, disabled_by, enabled_by
+from ansible_collections.phyllome.os.plugins.module_utils.iommu import SYSFS_IOMMU_GROUPS, detect_iommu, diagnose, explain, group_numbers
 from ansible_collections.phyllome.os.plugins.module_utils.kernel_args import kernel_args
-
-SYSFS_IOMMU_GROUPS = '/sys/kernel/iommu_groups'
 
 VERDICT_VIABLE = 'viable'
 VERDICT_WHOLE_GROUP = 'needs_whole_group'
@@ -58,11 +57,10 @@ _RTF_REJECT = 0x0200
 def read_groups(fs):
     """{group number: [PCI addresses]} from /sys/kernel/iommu_groups, sorted."""
     groups = {}
-    for name in fs.listdir(SYSFS_IOMMU_GROUPS):
-        if name.isdigit():
-            members = fs.listdir('%s/%s/devices' % (SYSFS_IOMMU_GROUPS, name))
-            groups[int(name)] = [m for m in members if pci.is_address(m)]
-    return dict(sorted(groups.items()))
+    for number in group_numbers(fs):
+        members = fs.listdir('%s/%d/devices' % (SYSFS_IOMMU_GROUPS, number))
+        groups[number] = [m for m in members if pci.is_address(m)]
+    return groups
 
 
 def group_type(fs, number):
@@ -417,45 +415,19 @@ def assess(fs, devices, usage=None, groups=None):
 # The whole report (iommu_info)
 # ---------------------------------------------------------------------------
 
-def _cpu(fs):
-    """(vendor: intel | amd | None, running under a hypervisor) from the first CPU in /proc/cpuinfo."""
-    vendor, virtual = None, False
-    for line in fs.read_lines('/proc/cpuinfo'):
-        key, _sep, value = line.partition(':')
-        key = key.strip()
-        if key == 'vendor_id':
-            vendor = {'GenuineIntel': 'intel', 'AuthenticAMD': 'amd', 'HygonGenuine': 'amd'}.get(value.strip())
-        elif key == 'flags':
-            virtual = 'hypervisor' in value.split()
-            break
-    return vendor, virtual
+def host_advice(iommu, args, cpu):
+    """What to change on the host itself before passthrough works (empty when nothing).
 
-
-def host_advice(iommu, args, cpu_vendor, virtual_machine=False):
-    """What to change on the host itself before passthrough works (empty when nothing)."""
-    advice = []
-    if not iommu['active']:
-        kind = {'DMAR': 'intel', 'IVRS': 'amd'}.get(iommu.get('firmware_table')) or cpu_vendor
-        switched_off = disabled_by(args, kind) if kind else None
-        if switched_off:
-            advice.append('The kernel argument %s switches the IOMMU off: remove it (phyllome.os.kernel_cmdline) '
-                          'and reboot.' % switched_off)
-        elif virtual_machine and not iommu.get('firmware_table'):
-            advice.append('This host is a virtual machine without a virtual IOMMU: its hypervisor must give it '
-                          'one (an intel-iommu or virtio-iommu device) before it can pass devices on.')
-        elif not iommu.get('firmware_table'):
-            advice.append('The firmware announces no IOMMU: enable %s in the firmware setup, then reboot.' % (
-                {'intel': 'VT-d', 'amd': 'AMD-Vi (labelled IOMMU in most firmware setups)'}.get(kind, 'the IOMMU')))
-        if kind == 'intel' and not enabled_by(args, 'intel'):
-            advice.append('Add the kernel argument intel_iommu=on (Phyllome OS hosts use intel_iommu=on iommu=pt) '
-                          'with phyllome.os.kernel_cmdline, then reboot.')
-        if not advice:
-            advice.append('No IOMMU groups: the kernel does not isolate devices, so none can be passed.')
-    elif iommu.get('interrupt_remapping') is False:
-        advice.append('Interrupt remapping is off: vfio refuses to attach a group to a guest unless '
-                      'vfio_iommu_type1 allow_unsafe_interrupts=1, which lets a guest forge interrupts. Enable '
-                      'interrupt remapping (x2APIC in the firmware setup; no intremap=off) instead.')
-    return advice
+    iommu: detect_iommu() facts; args: the kernel's arguments
+    (kernel_args.KernelArg); cpu: cpu.read_cpu() facts. The problem comes
+    first, as a sentence, then what to do about it.
+    """
+    problem = diagnose(iommu, args, cpu['vendor'], cpu['hypervisor'])
+    if problem is None:
+        return []
+    explained = explain(problem, iommu)
+    reason = explained['reason']
+    return ['%s%s.' % (reason[:1].upper(), reason[1:])] + explained['advice']
 
 
 def gather(fs):
@@ -480,6 +452,6 @@ def gather(fs):
         'groups': groups,
         'pci_devices': devices,
         'usb_controllers': controllers,
-        'advice': host_advice(iommu, args, *_cpu(fs)),
+        'advice': host_advice(iommu, args, read_cpu(fs)),
         'pci_ids': ids.path,
     }

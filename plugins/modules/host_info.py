@@ -114,7 +114,8 @@ summary:
   type: list
   elements: str
   sample:
-    - "warn iommu: no IOMMU: the firmware provides VT-d (ACPI DMAR) but the kernel did not enable it; boot with intel_iommu=on iommu=pt"
+    - "warn iommu: no IOMMU: the firmware provides VT-d (ACPI DMAR) but the kernel did not enable it. Add the kernel argument
+      intel_iommu=on (Phyllome OS hosts use intel_iommu=on iommu=pt) with phyllome.os.kernel_cmdline, then reboot."
 checks:
   description: Every check, in a fixed order (cpu, kvm_modules, kvm_device, nested, iommu, hugepages, libvirt, firmware, swtpm).
   returned: always

@@ -408,11 +408,16 @@ usb_controllers:
           elements: str
           sample: [btusb]
 advice:
-  description: What to change on the host before passthrough can work (IOMMU off, interrupt remapping off); empty otherwise.
+  description:
+    - What stops passthrough on this host as a whole (IOMMU off, interrupt remapping off), then what to change, one
+      sentence an item; empty when nothing does.
+    - The same words as the reason of the C(iommu) check of M(phyllome.os.host_info).
   returned: always
   type: list
   elements: str
-  sample: ['Add the kernel argument intel_iommu=on (Phyllome OS hosts use intel_iommu=on iommu=pt) with phyllome.os.kernel_cmdline, then reboot.']
+  sample:
+    - 'No IOMMU: the firmware provides VT-d (ACPI DMAR) but the kernel did not enable it.'
+    - 'Add the kernel argument intel_iommu=on (Phyllome OS hosts use intel_iommu=on iommu=pt) with phyllome.os.kernel_cmdline, then reboot.'
 pci_ids:
   description: The C(pci.ids) file the names came from, null when the host has none.
   returned: always

@@ -9,6 +9,8 @@ packages=(
   # a real libvirt daemon with QEMU (TCG) for integration tests
   libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils ovmf
   swtpm swtpm-tools dnsmasq-base iproute2
+  # device names for iommu_info (/usr/share/misc/pci.ids, /usr/share/misc/usb.ids)
+  pci.ids usb.ids
   # small test guests built from Debian's packages (tests/guests/)
   busybox-static cpio kmod debootstrap fdisk e2fsprogs openssh-client socat
   # tools

@@ -10,6 +10,7 @@ import stat
 import pytest
 
 from ansible_collections.phyllome.os.plugins.module_utils import host_report as hr
+from ansible_collections.phyllome.os.plugins.module_utils import iommu_groups
 from ansible_collections.phyllome.os.plugins.module_utils.errors import InvalidInput, LibvirtFailure, MissingLibrary
 from ansible_collections.phyllome.os.plugins.module_utils.hostfs import HostFS
 from ansible_collections.phyllome.os.plugins.module_utils.kernel_args import kernel_args
@@ -140,7 +141,9 @@ def test_amd_desktop_facts(host_tree):
                                           {'size_kb': 1048576, 'total': 16, 'free': 16}]
     assert host['hugepages']['default_size_kb'] == 1048576
     assert check(report, 'hugepages')['reason'] == 'hugepages reserved: 16 x 1048576 kB (16 free)'
-    assert 'enable IOMMU (AMD-Vi) in the firmware setup' in check(report, 'iommu')['reason']
+    assert check(report, 'iommu')['reason'] == (
+        'no IOMMU: the firmware announces none (no ACPI IVRS table). '
+        'Enable AMD-Vi (labelled IOMMU in most firmware setups) in the firmware setup, then reboot.')
 
 
 @needs_root
@@ -149,7 +152,8 @@ def test_no_virt_flags_reasons(host_tree):
     assert 'enable Intel VT-x in the firmware setup' in check(report, 'cpu')['reason']
     assert check(report, 'kvm_device')['facts']['device'] == {'path': '/dev/kvm', 'present': False, 'char_device': False}
     assert check(report, 'iommu')['reason'] == (
-        'no IOMMU: the firmware provides VT-d (ACPI DMAR) but the kernel did not enable it; boot with intel_iommu=on iommu=pt')
+        'no IOMMU: the firmware provides VT-d (ACPI DMAR) but the kernel did not enable it. Add the kernel argument '
+        'intel_iommu=on (Phyllome OS hosts use intel_iommu=on iommu=pt) with phyllome.os.kernel_cmdline, then reboot.')
     assert report['host']['kvm']['qemu_user'] == {'name': None, 'found': False, 'source': 'default',
                                                   'candidates': ['qemu', 'libvirt-qemu']}
     assert report['host']['firmware'] == {'descriptors': []}
@@ -296,11 +300,6 @@ def test_check_nested(value, verdict):
         assert 'options kvm_amd nested=1' in found['reason']
 
 
-def test_parse_cpuinfo_of_nothing():
-    assert hr.parse_cpuinfo('') == {'vendor': None, 'model_name': None, 'family': None, 'model': None, 'stepping': None,
-                                    'logical_cpus': 0, 'virtualization_flags': [], 'hypervisor': False}
-
-
 # ---------------------------------------------------------------- IOMMU verdicts
 
 def iommu_facts(**changes):
@@ -310,30 +309,48 @@ def iommu_facts(**changes):
     return facts
 
 
-@pytest.mark.parametrize('facts, cpu, cmdline, verdict, reason', [
+@pytest.mark.parametrize('facts, cpu, cmdline, verdict, cause, reason', [
     (iommu_facts(active=True, kind='amd', label='AMD-Vi', group_count=31, interrupt_remapping=True, passthrough=True),
-     dict(CPU_INTEL, vendor='AuthenticAMD'), 'iommu=pt', 'pass', 'AMD-Vi active, 31 IOMMU groups, interrupt remapping on'),
+     dict(CPU_INTEL, vendor='AuthenticAMD'), 'iommu=pt', 'pass', None, 'AMD-Vi active, 31 IOMMU groups, interrupt remapping on'),
     (iommu_facts(active=True, kind='intel', label='Intel VT-d (DMAR)', group_count=9, interrupt_remapping=True),
-     CPU_INTEL, 'intel_iommu=on', 'pass',
+     CPU_INTEL, 'intel_iommu=on', 'pass', None,
      'Intel VT-d (DMAR) active, 9 IOMMU groups, interrupt remapping on; Phyllome hosts also boot with iommu=pt '
      '(host devices skip translation)'),
     (iommu_facts(active=True, kind='intel', label='Intel VT-d (DMAR)', group_count=9, interrupt_remapping=False),
-     CPU_INTEL, 'intel_iommu=on intremap=off', 'warn', 'vfio_iommu_type1.allow_unsafe_interrupts=1'),
-    (iommu_facts(firmware_table='DMAR'), CPU_INTEL, 'ro intel_iommu=off', 'warn',
-     'no IOMMU: the kernel command line has intel_iommu=off; device passthrough is impossible'),
+     CPU_INTEL, 'intel_iommu=on intremap=off', 'warn', 'interrupt_remapping_off',
+     'Intel VT-d (DMAR) active, 9 IOMMU groups, but interrupt remapping is off: VFIO refuses to attach a group to a '
+     'guest unless vfio_iommu_type1.allow_unsafe_interrupts=1, which lets a guest forge interrupts. Enable interrupt '
+     'remapping (x2APIC in the firmware setup; no intremap=off) rather than allowing unsafe interrupts.'),
+    # switched off, and intel_iommu=on missing as well
+    (iommu_facts(firmware_table='DMAR'), CPU_INTEL, 'ro intel_iommu=off', 'warn', 'disabled_by_argument',
+     'no IOMMU: the kernel argument intel_iommu=off switches it off, so no device can be passed. Remove the kernel '
+     'argument intel_iommu=off (phyllome.os.kernel_cmdline), then reboot. Add the kernel argument intel_iommu=on'),
     (iommu_facts(firmware_table='IVRS'), dict(CPU_INTEL, vendor='AuthenticAMD'), 'amd_iommu=off', 'warn',
-     'no IOMMU: the kernel command line has amd_iommu=off; device passthrough is impossible'),
-    (iommu_facts(firmware_table='IVRS'), dict(CPU_INTEL, vendor='AuthenticAMD'), 'ro', 'warn',
-     'no IOMMU: the firmware announces one (ACPI IVRS) but the kernel formed no IOMMU groups'),
-    (iommu_facts(), CPU_INTEL, 'ro', 'warn',
-     'no IOMMU: the firmware announces none (no ACPI DMAR table); enable VT-d in the firmware setup for device passthrough'),
-    (iommu_facts(), dict(CPU_INTEL, hypervisor=True), 'ro', 'warn',
-     'no IOMMU: this host is a virtual machine without a virtual IOMMU; device passthrough (VFIO) is impossible'),
+     'disabled_by_argument',
+     'no IOMMU: the kernel argument amd_iommu=off switches it off, so no device can be passed. Remove the kernel '
+     'argument amd_iommu=off (phyllome.os.kernel_cmdline), then reboot.'),
+    (iommu_facts(firmware_table='IVRS'), dict(CPU_INTEL, vendor='AuthenticAMD'), 'ro', 'warn', 'no_groups',
+     'no IOMMU: the firmware announces one (ACPI IVRS) but the kernel formed no IOMMU groups. Until the kernel'),
+    (iommu_facts(), CPU_INTEL, 'ro', 'warn', 'firmware',
+     'no IOMMU: the firmware announces none (no ACPI DMAR table). Enable VT-d in the firmware setup, then reboot. '
+     'Add the kernel argument intel_iommu=on'),
+    (iommu_facts(), dict(CPU_INTEL, hypervisor=True), 'ro', 'warn', 'virtual_machine',
+     'no IOMMU: this host is a virtual machine without a virtual IOMMU, so no device can be passed. Its hypervisor '
+     'must give this host a virtual IOMMU (an intel-iommu or virtio-iommu device)'),
 ])
-def test_check_iommu(facts, cpu, cmdline, verdict, reason):
+def test_check_iommu(facts, cpu, cmdline, verdict, cause, reason):
     found = hr.check_iommu(facts, cpu, kernel_args(cmdline))
     assert found['verdict'] == verdict
-    assert reason in found['reason']
+    assert found['reason'].startswith(reason)
+    assert found['facts'].get('cause') == cause
+
+
+def test_check_iommu_and_iommu_info_give_the_same_words(host_tree):
+    # host_info's reason and iommu_info's advice both come from iommu.explain().
+    fs = HostFS(host_tree('amd-desktop-iommu-off'))
+    reason = check(hr.build_report(fs, 'qemu:///system', False), 'iommu')['reason']
+    advice = iommu_groups.gather(fs)['advice']
+    assert reason[:1].upper() + reason[1:] == ' '.join(advice)
 
 
 # ---------------------------------------------------------------- hugepages
@@ -539,6 +556,8 @@ def test_libvirt_not_queried_is_skipped():
 def test_read_libvirt_of_the_test_driver():
     pytest.importorskip('libvirt')
     facts = hr.read_libvirt('test:///default')
+    # libvirt's own words first, should the in-process driver ever refuse.
+    assert (facts['reachable'], facts['error']) == (True, None)
     # The test driver offers only i686 guests of domain type 'test'.
     assert (facts['reachable'], facts['driver'], facts['domain_types'], facts['host_arch']) == (True, 'TEST', [], 'i686')
     assert facts['libvirt_version'].count('.') == 2

@@ -165,22 +165,30 @@ def found(**changes):
     return facts
 
 
+def problem(cause, kind, argument=None, missing_argument=None):
+    return {'cause': cause, 'kind': kind, 'argument': argument, 'missing_argument': missing_argument}
+
+
 @pytest.mark.parametrize('facts, cmdline, vendor, hypervisor, expected', [
     (found(active=True, kind='intel', interrupt_remapping=True), 'intel_iommu=on', 'GenuineIntel', False, None),
     (found(active=True, kind='amd', interrupt_remapping=None), '', 'AuthenticAMD', False, None),
     (found(active=True, kind='intel', interrupt_remapping=False), 'intel_iommu=on intremap=off', 'GenuineIntel', False,
-     {'cause': 'interrupt_remapping_off', 'kind': 'intel', 'argument': None}),
-    # an argument that switches it off names itself, whatever the firmware says
+     problem('interrupt_remapping_off', 'intel')),
+    # an argument that switches it off names itself, whatever the firmware says; Intel's also needs intel_iommu=on
     (found(firmware_table='DMAR'), 'intel_iommu=off', 'GenuineIntel', False,
-     {'cause': 'disabled_by_argument', 'kind': 'intel', 'argument': 'intel_iommu=off'}),
-    (found(), 'iommu=off', 'AuthenticAMD', True, {'cause': 'disabled_by_argument', 'kind': 'amd', 'argument': 'iommu=off'}),
-    (found(), '', 'AuthenticAMD', True, {'cause': 'virtual_machine', 'kind': 'amd', 'argument': None}),
-    (found(), 'iommu=pt', 'AuthenticAMD', False, {'cause': 'firmware', 'kind': 'amd', 'argument': None}),
-    (found(), 'intel_iommu=on', 'GenuineIntel', False, {'cause': 'firmware', 'kind': 'intel', 'argument': None}),
-    (found(firmware_table='DMAR'), 'ro quiet', 'GenuineIntel', False, {'cause': 'not_enabled', 'kind': 'intel', 'argument': None}),
+     problem('disabled_by_argument', 'intel', 'intel_iommu=off', 'intel_iommu=on')),
+    (found(), 'iommu=off', 'AuthenticAMD', True, problem('disabled_by_argument', 'amd', 'iommu=off')),
+    (found(), '', 'AuthenticAMD', True, problem('virtual_machine', 'amd')),
+    (found(), '', 'GenuineIntel', True, problem('virtual_machine', 'intel', None, 'intel_iommu=on')),
+    (found(), 'iommu=pt', 'AuthenticAMD', False, problem('firmware', 'amd')),
+    (found(), 'iommu=pt', 'HygonGenuine', False, problem('firmware', 'amd')),
+    (found(), 'intel_iommu=on', 'GenuineIntel', False, problem('firmware', 'intel')),
+    (found(), 'ro', 'GenuineIntel', False, problem('firmware', 'intel', None, 'intel_iommu=on')),
+    (found(), 'ro', None, False, problem('firmware', None)),
+    (found(firmware_table='DMAR'), 'ro quiet', 'GenuineIntel', False, problem('not_enabled', 'intel', None, 'intel_iommu=on')),
     # the firmware table tells the kind even when the vendor is unknown
-    (found(firmware_table='IVRS'), '', None, False, {'cause': 'no_groups', 'kind': 'amd', 'argument': None}),
-    (found(firmware_table='DMAR'), 'intel_iommu=on', 'GenuineIntel', False, {'cause': 'no_groups', 'kind': 'intel', 'argument': None}),
+    (found(firmware_table='IVRS'), '', None, False, problem('no_groups', 'amd')),
+    (found(firmware_table='DMAR'), 'intel_iommu=on', 'GenuineIntel', False, problem('no_groups', 'intel')),
 ])
 def test_diagnose(facts, cmdline, vendor, hypervisor, expected):
     assert iommu.diagnose(facts, kernel_args(cmdline), vendor, hypervisor) == expected
@@ -190,5 +198,46 @@ def test_diagnose_the_recorded_machines(host_tree):
     laptop = HostFS(host_tree('intel-laptop-iommu-on'))
     assert iommu.diagnose(iommu.detect_iommu(laptop), [], 'GenuineIntel') is None
     desktop = HostFS(host_tree('amd-desktop-iommu-off'))
-    assert iommu.diagnose(iommu.detect_iommu(desktop), kernel_args(desktop.read_text('/proc/cmdline')), 'AuthenticAMD') == {
-        'cause': 'firmware', 'kind': 'amd', 'argument': None}
+    assert iommu.diagnose(iommu.detect_iommu(desktop), kernel_args(desktop.read_text('/proc/cmdline')),
+                          'AuthenticAMD') == problem('firmware', 'amd')
+
+
+@pytest.mark.parametrize('facts, cause, reason, advice', [
+    (found(active=True, kind='amd', interrupt_remapping=False), problem('interrupt_remapping_off', 'amd'),
+     'interrupt remapping is off: VFIO refuses to attach a group to a guest unless '
+     'vfio_iommu_type1.allow_unsafe_interrupts=1, which lets a guest forge interrupts',
+     ['Enable interrupt remapping (x2APIC in the firmware setup; no intremap=off) rather than allowing unsafe interrupts.']),
+    (found(firmware_table='DMAR'), problem('disabled_by_argument', 'intel', 'intel_iommu=off', 'intel_iommu=on'),
+     'no IOMMU: the kernel argument intel_iommu=off switches it off, so no device can be passed',
+     ['Remove the kernel argument intel_iommu=off (phyllome.os.kernel_cmdline), then reboot.',
+      'Add the kernel argument intel_iommu=on (Phyllome OS hosts use intel_iommu=on iommu=pt) with '
+      'phyllome.os.kernel_cmdline, then reboot.']),
+    (found(), problem('virtual_machine', 'amd'),
+     'no IOMMU: this host is a virtual machine without a virtual IOMMU, so no device can be passed',
+     ['Its hypervisor must give this host a virtual IOMMU (an intel-iommu or virtio-iommu device) before it can pass '
+      'devices on.']),
+    (found(), problem('firmware', 'amd'), 'no IOMMU: the firmware announces none (no ACPI IVRS table)',
+     ['Enable AMD-Vi (labelled IOMMU in most firmware setups) in the firmware setup, then reboot.']),
+    (found(), problem('firmware', 'intel'), 'no IOMMU: the firmware announces none (no ACPI DMAR table)',
+     ['Enable VT-d in the firmware setup, then reboot.']),
+    # an unknown CPU vendor: neither table can be named
+    (found(), problem('firmware', None), 'no IOMMU: the firmware announces none (no ACPI DMAR or IVRS table)',
+     ['Enable the IOMMU in the firmware setup, then reboot.']),
+    (found(firmware_table='DMAR'), problem('not_enabled', 'intel', None, 'intel_iommu=on'),
+     'no IOMMU: the firmware provides VT-d (ACPI DMAR) but the kernel did not enable it',
+     ['Add the kernel argument intel_iommu=on (Phyllome OS hosts use intel_iommu=on iommu=pt) with '
+      'phyllome.os.kernel_cmdline, then reboot.']),
+    (found(firmware_table='IVRS'), problem('no_groups', 'amd'),
+     'no IOMMU: the firmware announces one (ACPI IVRS) but the kernel formed no IOMMU groups',
+     ['Until the kernel forms IOMMU groups no device can be passed: its log (dmesg) says why the IOMMU driver did '
+      'not start.']),
+])
+def test_explain(facts, cause, reason, advice):
+    assert iommu.explain(cause, facts) == {'reason': reason, 'advice': advice}
+
+
+def test_every_cause_has_words_of_its_own():
+    reasons = set(iommu.explain(problem(cause, 'amd'), found(firmware_table='IVRS'))['reason'] for cause in iommu.CAUSES)
+    assert len(reasons) == len(iommu.CAUSES)
+    with pytest.raises(ValueError, match='unknown IOMMU problem'):
+        iommu.explain(problem('sunspots', 'amd'), found())
