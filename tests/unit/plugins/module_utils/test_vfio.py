@@ -4,15 +4,28 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import posixpath
+import stat
+import time
 
 import pytest
 
 from ansible_collections.phyllome.os.plugins.module_utils import pci, vfio
 from ansible_collections.phyllome.os.plugins.module_utils.actions import ActionRecorder
-from ansible_collections.phyllome.os.plugins.module_utils.errors import HostStateError, InvalidInput, NotFound
+from ansible_collections.phyllome.os.plugins.module_utils.errors import CommandFailed, HostStateError, InvalidInput, NotFound
 from ansible_collections.phyllome.os.plugins.module_utils.hostfs import HostFS
+from ansible_collections.phyllome.os.tests.unit.plugins.module_utils.vfio_host import (
+    DRACUT_CONF,
+    HOOK,
+    MODULES_ALIAS,
+    claim_file,
+    debian_host,
+    executable,
+    fedora_host,
+    regenerate,
+)
 
 AMD = 'amd-desktop-chipset-group'
 
@@ -51,7 +64,7 @@ class FakeKernel:
 
     def run_command(self, argv, data=None, environ_update=None):
         self.commands.append(argv)
-        if argv == ['modprobe', 'vfio-pci']:
+        if argv == ['modprobe', '--ignore-install', 'vfio-pci']:
             os.makedirs(self.fs.path('/sys/bus/pci/drivers/vfio-pci'))
         return 0, '', ''
 
@@ -172,7 +185,7 @@ def test_bind_release_and_idempotence(amd):
     recorder = ActionRecorder(run_command=kernel.run_command)
     vfio.apply(fs, recorder, devices, ['0000:01:00.0'], 'host', write=kernel.write)
     assert recorder.changed is False
-    assert kernel.commands == [['modprobe', 'vfio-pci']]
+    assert kernel.commands == [['modprobe', '--ignore-install', 'vfio-pci']]
 
 
 def test_check_mode_changes_nothing(amd):
@@ -183,10 +196,8 @@ def test_check_mode_changes_nothing(amd):
     assert len(recorder.actions) == 7
     assert (kernel.writes, kernel.commands) == ([], [])
     assert _driver(fs, '0000:08:00.0') == 'amdgpu'
-    assert result['diff'] == {
-        'before': {'drivers': {'0000:08:00.0': 'amdgpu', '0000:08:00.1': 'snd_hda_intel'}},
-        'after': {'drivers': {'0000:08:00.0': 'vfio-pci', '0000:08:00.1': 'vfio-pci'}},
-    }
+    assert result['previous_drivers'] == {'0000:08:00.0': 'amdgpu', '0000:08:00.1': 'snd_hda_intel'}
+    assert result['drivers'] == {'0000:08:00.0': 'vfio-pci', '0000:08:00.1': 'vfio-pci'}
 
 
 def test_unbound_device_is_only_probed(amd):
@@ -216,3 +227,252 @@ def test_bad_state(amd):
     fs, kernel, devices, _usage, _groups = amd
     with pytest.raises(InvalidInput, match='state must be vfio or host'):
         vfio.apply(fs, ActionRecorder(), devices, ['0000:01:00.0'], 'stub', write=kernel.write)
+
+
+def test_apply_refuses_a_recorded_tree_without_a_fake_kernel(amd):
+    fs, _kernel, devices, _usage, _groups = amd
+    with pytest.raises(InvalidInput, match='acts on the running kernel'):
+        vfio.apply(fs, ActionRecorder(), devices, ['0000:01:00.0'], 'vfio')
+    # Check mode only plans, so it works on a recorded tree.
+    recorder = ActionRecorder(check_mode=True)
+    assert vfio.apply(fs, recorder, devices, ['0000:01:00.0'], 'vfio')['drivers'] == {'0000:01:00.0': 'vfio-pci'}
+
+
+# --- At boot: recorded hosts (vfio_host), commands faked and asserted exactly -----------------
+
+
+def run_ensure(host, check_mode=False, **kwargs):
+    recorder = ActionRecorder(check_mode=check_mode, run_command=host.runner)
+    context = vfio.ClaimContext(HostFS(host.root), recorder)
+    result = vfio.ensure(context, **kwargs)
+    return result, recorder
+
+
+@pytest.fixture
+def fedora(tmp_path, host_spec):
+    return fedora_host(tmp_path, host_spec)
+
+
+@pytest.fixture
+def debian(tmp_path, host_spec):
+    return debian_host(tmp_path, host_spec)
+
+
+def test_fedora_dracut_claim(fedora):
+    result, recorder = run_ensure(fedora, addresses=['01:00.0'], runtime=False, persistent=True)
+    assert fedora.runner.mutating_calls() == [
+        ['/usr/bin/dracut', '--regenerate-all', '--force'],
+        ['/usr/sbin/grubby', '--update-kernel=ALL', '--no-etc-grub-update', '--args=rd.driver.pre=vfio-pci'],
+    ]
+    assert fedora.read(vfio.CLAIM_FILE) == claim_file(['0000:01:00.0'], ['nvme'])
+    assert fedora.read(DRACUT_CONF) == (
+        '# Written by phyllome.os.pci_passthrough (persistent: true); edit with that module, not by hand.\n'
+        '# vfio-pci and the claims of /etc/modprobe.d/phyllome-vfio.conf go into the initramfs; the kernel\n'
+        '# argument rd.driver.pre=vfio-pci loads vfio-pci there before udev loads host drivers.\n'
+        'add_drivers+=" vfio_pci "\n'
+        'install_items+=" /etc/modprobe.d/phyllome-vfio.conf "\n')
+    # The images were rebuilt with the claim in place.
+    assert fedora.read(fedora.images[0]) == 'image built with claims: %s' % claim_file(['0000:01:00.0'], ['nvme'])
+    assert (result['method'], result['initramfs'], result['boot_claims']) == ('modprobe', 'dracut', ['0000:01:00.0'])
+    assert result['files'] == [vfio.CLAIM_FILE, DRACUT_CONF]
+    assert result['kernel_cmdline']['backend'] == 'grubby'
+    assert 'rd.driver.pre=vfio-pci' in fedora.read('/etc/default/grub')
+    # The device stays with nvme until the reboot; the command line waits for it too.
+    assert result['drivers'] == {'0000:01:00.0': 'nvme'} and result['reboot_required'] is True
+    assert [d['before_header'] for d in result['diff']][:2] == [vfio.CLAIM_FILE, DRACUT_CONF]
+
+    # Again: nothing to write, the images are newer than the claim, the argument is there.
+    result, recorder = run_ensure(fedora, addresses=['01:00.0'], runtime=False, persistent=True)
+    assert recorder.actions == [] and len(fedora.runner.mutating_calls()) == 2
+    assert result['reboot_required'] is True and result['diff'] == []
+
+
+def test_fedora_whole_group_adds_to_the_claim_and_orders_every_host_module(fedora):
+    run_ensure(fedora, addresses=['01:00.0'], runtime=False, persistent=True, kernel_args=False)
+    result, _recorder = run_ensure(fedora, addresses=['0a:00.3'], whole_group=True, runtime=False, persistent=True,
+                                   kernel_args=False)
+    claimed = ['0000:01:00.0', '0000:0a:00.0', '0000:0a:00.1', '0000:0a:00.3', '0000:0a:00.4']
+    assert result['boot_claims'] == claimed
+    # xhci-pci is built into these kernels: no module to order, the install command unbinds the controller.
+    assert fedora.read(vfio.CLAIM_FILE) == claim_file(claimed, ['ccp', 'nvme', 'snd_hda_intel'])
+    assert result['files'] == [vfio.CLAIM_FILE] and result['kernel_cmdline'] is None
+    assert [c[0] for c in fedora.runner.mutating_calls()] == ['/usr/bin/dracut', '/usr/bin/dracut']
+
+
+def test_fedora_unsafe_group_is_refused_before_any_change(fedora):
+    before = fedora.snapshot()
+    with pytest.raises(HostStateError, match='IOMMU group 5 is unsafe'):
+        run_ensure(fedora, addresses=['08:00.0'], whole_group=True, runtime=False, persistent=True)
+    assert fedora.snapshot() == before and fedora.runner.mutating_calls() == []
+
+
+def test_check_mode_plans_everything_and_changes_nothing(fedora):
+    before = fedora.snapshot()
+    result, recorder = run_ensure(fedora, check_mode=True, addresses=['01:00.0'], persistent=True)
+    assert fedora.snapshot() == before and fedora.runner.mutating_calls() == []
+    assert recorder.actions == [
+        'load the vfio-pci module',
+        'set driver_override of 0000:01:00.0 to vfio-pci',
+        'unbind 0000:01:00.0 from nvme',
+        'probe 0000:01:00.0 (binds vfio-pci)',
+        'write /etc/modprobe.d/phyllome-vfio.conf',
+        'write /etc/dracut.conf.d/phyllome-vfio.conf',
+        'regenerate the initramfs: /usr/bin/dracut --regenerate-all --force',
+        # What kernel_cmdline's code plans for grubby.
+        'write /etc/default/grub',
+        'write /etc/kernel/cmdline',
+    ] + ['back up %s' % path[len(fedora.root):] for path in sorted(glob.glob(fedora.root + '/boot/loader/entries/*.conf'))] + [
+        'back up /boot/grub2/grubenv',
+        'chroot %s /usr/sbin/grubby --update-kernel=ALL --no-etc-grub-update --args=rd.driver.pre=vfio-pci' % fedora.root,
+    ]
+    assert result['drivers'] == {'0000:01:00.0': 'vfio-pci'}
+    assert result['diff'][0] == {'before_header': 'PCI drivers', 'after_header': 'PCI drivers',
+                                 'before': '0000:01:00.0: nvme\n', 'after': '0000:01:00.0: vfio-pci\n'}
+    assert result['diff'][1]['after'] == claim_file(['0000:01:00.0'], ['nvme'])
+
+
+def test_debian_initramfs_tools_claims_only_the_twins(debian):
+    # 18:00.0 (boot NVMe) and 32:00.0 (default route) have identical twins: only the addresses named are claimed.
+    result, _recorder = run_ensure(debian, addresses=['19:00.0', '32:00.1'], runtime=False, persistent=True)
+    assert debian.runner.mutating_calls() == [['/usr/sbin/update-initramfs', '-u', '-k', 'all']]
+    assert debian.read(vfio.CLAIM_FILE) == claim_file(['0000:19:00.0', '0000:32:00.1'], ['i40e', 'nvme'])
+    hook = debian.read(HOOK)
+    assert hook.startswith('#!/bin/sh\n') and hook.endswith('. /usr/share/initramfs-tools/hook-functions\nforce_load vfio_pci\n')
+    assert stat.S_IMODE(os.stat(os.path.join(debian.root, HOOK.lstrip('/'))).st_mode) == 0o755
+    # initramfs-tools needs no kernel argument: the hook loads vfio-pci.
+    assert result['kernel_cmdline'] is None and result['initramfs'] == 'initramfs-tools'
+    assert 'vfio' not in debian.read('/etc/default/grub')
+
+
+def test_debian_iommu_args_go_through_the_boot_loader(debian):
+    result, _recorder = run_ensure(debian, addresses=['32:00.1'], runtime=False, persistent=True, iommu_args=True)
+    assert debian.runner.mutating_calls() == [['/usr/sbin/update-initramfs', '-u', '-k', 'all'], ['/usr/sbin/update-grub']]
+    assert 'GRUB_CMDLINE_LINUX="intel_iommu=on iommu=pt"' in debian.read('/etc/default/grub')
+    assert result['kernel_cmdline']['pending_arguments'] == ['intel_iommu', 'iommu']
+
+
+def test_debian_giving_back_shrinks_then_removes_the_claim(debian):
+    run_ensure(debian, addresses=['19:00.0', '32:00.1'], runtime=False, persistent=True)
+    result, _recorder = run_ensure(debian, addresses=['19:00.0'], state='host', runtime=False, persistent=True)
+    assert debian.read(vfio.CLAIM_FILE) == claim_file(['0000:32:00.1'], ['i40e'])
+    assert result['files'] == [vfio.CLAIM_FILE] and result['boot_claims'] == ['0000:32:00.1']
+    # The device is still on nvme: nothing waits for a reboot.
+    assert result['reboot_required'] is False
+    result, recorder = run_ensure(debian, addresses=['32:00.1'], state='host', runtime=False, persistent=True)
+    assert recorder.actions == ['remove /etc/modprobe.d/phyllome-vfio.conf', 'remove /etc/initramfs-tools/hooks/phyllome-vfio',
+                                'regenerate the initramfs: /usr/sbin/update-initramfs -u -k all']
+    assert not debian.exists(vfio.CLAIM_FILE) and not debian.exists(HOOK)
+    assert result['boot_claims'] == [] and len(debian.runner.mutating_calls()) == 3
+    assert debian.read(debian.images[0]) == 'image built with claims: None'
+    # Nothing left to give back.
+    assert run_ensure(debian, addresses=['32:00.1'], state='host', runtime=False, persistent=True)[1].actions == []
+
+
+def test_stale_image_is_regenerated(debian):
+    run_ensure(debian, addresses=['32:00.1'], runtime=False, persistent=True)
+    # An image built before the claim (a regeneration that never ran, an image copied back).
+    image = os.path.join(debian.root, debian.images[0].lstrip('/'))
+    os.utime(image, (time.time() - 3600, time.time() - 3600))
+    _result, recorder = run_ensure(debian, addresses=['32:00.1'], runtime=False, persistent=True)
+    assert recorder.actions == ['regenerate the initramfs: /boot/initrd.img-6.1.0-18-amd64 is older than the claim '
+                                '(/usr/sbin/update-initramfs -u -k all)']
+
+
+def test_failed_regeneration_restores_the_files_and_rebuilds(debian):
+    seen = []
+    debian.runner.effects['update-initramfs'] = regenerate(debian, seen, fail=lambda claims: claims is not None)
+    before = debian.snapshot()
+    with pytest.raises(CommandFailed) as caught:
+        run_ensure(debian, addresses=['32:00.1'], runtime=False, persistent=True)
+    assert 'update-initramfs failed (rc=1): E: /usr/share/initramfs-tools/hooks/phyllome-vfio failed' in caught.value.msg
+    assert caught.value.details['restored_files'] == [HOOK, vfio.CLAIM_FILE]
+    # Rebuilt once more, without the claim: the images are as the restored files say.
+    assert seen == [claim_file(['0000:32:00.1'], ['i40e']), None]
+    after = debian.snapshot()
+    assert dict((k, v) for k, v in after.items() if not k.startswith('boot/')) == \
+        dict((k, v) for k, v in before.items() if not k.startswith('boot/'))
+
+
+def test_driverctl_method(debian):
+    executable(debian, '/usr/sbin/driverctl')
+    result, recorder = run_ensure(debian, addresses=['32:00.1'], runtime=False, persistent=True)
+    assert result['method'] == 'driverctl' and result['initramfs'] is None
+    assert recorder.actions == ['create directory /etc/driverctl.d', 'write /etc/driverctl.d/pci-0000:32:00.1']
+    assert debian.read('/etc/driverctl.d/pci-0000:32:00.1') == 'vfio-pci\n'
+    assert debian.runner.mutating_calls() == [] and not debian.exists(vfio.CLAIM_FILE)
+    assert run_ensure(debian, addresses=['32:00.1'], runtime=False, persistent=True)[1].actions == []
+    # An override to another driver is the admin's: giving devices back keeps it.
+    debian.write('/etc/driverctl.d/pci-0000:19:00.0', 'nvme\n')
+    result, recorder = run_ensure(debian, addresses=['19:00.0', '32:00.1'], state='host', runtime=False, persistent=True)
+    assert recorder.actions == ['remove /etc/driverctl.d/pci-0000:32:00.1']
+    assert debian.read('/etc/driverctl.d/pci-0000:19:00.0') == 'nvme\n' and result['boot_claims'] == []
+
+
+def test_giving_back_removes_claims_of_either_method(debian):
+    run_ensure(debian, addresses=['32:00.1'], runtime=False, persistent=True)
+    executable(debian, '/usr/sbin/driverctl')
+    result, _recorder = run_ensure(debian, addresses=['32:00.1'], state='host', runtime=False, persistent=True)
+    assert result['method'] == 'driverctl' and result['initramfs'] == 'initramfs-tools'
+    assert not debian.exists(vfio.CLAIM_FILE)
+
+
+@pytest.mark.parametrize('change, method, match', [
+    (lambda host: host.write('/usr/lib/modules/6.1.0-18-amd64/modules.builtin', 'kernel/drivers/vfio/pci/vfio-pci.ko\n'),
+     'auto', 'vfio-pci is built into the kernel 6.1.0-18-amd64'),
+    (lambda host: host.write('/run/ostree-booted', ''), 'modprobe', 'rpm-ostree deployment'),
+    (lambda host: os.unlink(os.path.join(host.root, 'usr/sbin/update-initramfs')), 'auto', 'no initramfs generator found'),
+    (lambda host: None, 'driverctl', 'driverctl is not installed'),
+])
+def test_boot_claims_refused_where_they_cannot_work(debian, change, method, match):
+    change(debian)
+    before = debian.snapshot()
+    with pytest.raises(HostStateError, match=match):
+        run_ensure(debian, addresses=['32:00.1'], persistent=True, method=method)
+    assert debian.snapshot() == before and debian.runner.calls == []
+
+
+def test_runtime_and_boot_claim_together(tmp_path, host_spec):
+    host = debian_host(tmp_path, host_spec)
+    fs = HostFS(host.root)
+    devices = pci.read_devices(fs)
+    kernel = FakeKernel(fs, dict((a, d['driver']) for a, d in devices.items()))
+
+    def run_command(argv, data=None, environ_update=None):
+        if argv[0] == 'modprobe':
+            return kernel.run_command(argv)
+        return host.runner(argv, data=data, environ_update=environ_update)
+    recorder = ActionRecorder(run_command=run_command)
+    result = vfio.ensure(vfio.ClaimContext(fs, recorder), ['32:00.1'], persistent=True, write=kernel.write)
+    # Bound first (a refusal by vfio-pci leaves no claim behind), then claimed at boot.
+    assert recorder.actions[:4] == ['load the vfio-pci module', 'set driver_override of 0000:32:00.1 to vfio-pci',
+                                    'unbind 0000:32:00.1 from i40e', 'probe 0000:32:00.1 (binds vfio-pci)']
+    assert kernel.commands == [['modprobe', '--ignore-install', 'vfio-pci']]
+    assert result['drivers'] == {'0000:32:00.1': 'vfio-pci'} and result['reboot_required'] is False
+    assert host.read(vfio.CLAIM_FILE) == claim_file(['0000:32:00.1'], ['i40e'])
+
+
+def test_nothing_to_do_is_an_error(debian):
+    with pytest.raises(InvalidInput, match='runtime and persistent are both false'):
+        run_ensure(debian, addresses=['32:00.1'], runtime=False)
+
+
+@pytest.mark.parametrize('address, expected', [
+    ('0000:19:00.0', ['nvme']),           # the class alias
+    ('0000:32:00.1', ['i40e']),           # an ID alias
+    ('0000:4b:00.0', ['nouveau']),        # vendor + class
+    ('0000:02:00.0', []),                 # ast: not in this excerpt
+])
+def test_host_modules(host_tree, address, expected):
+    fs = HostFS(host_tree('server-clean-groups'))
+    aliases = [tuple(line.split()[1:]) for line in MODULES_ALIAS.splitlines() if line.startswith('alias pci:')]
+    assert vfio.host_modules(fs, address, aliases) == expected
+
+
+def test_pci_aliases_leave_out_vfio_and_other_buses(tmp_path):
+    host_root = str(tmp_path)
+    os.makedirs(os.path.join(host_root, 'usr/lib/modules/6.1.0-18-amd64'))
+    with open(os.path.join(host_root, 'usr/lib/modules/6.1.0-18-amd64/modules.alias'), 'w') as f:
+        f.write(MODULES_ALIAS)
+    aliases = vfio.pci_aliases(HostFS(host_root), '/usr/lib/modules', ['6.1.0-18-amd64'])
+    assert ('pci:v*d*sv*sd*bc01sc08i02*', 'nvme') in aliases
+    assert not [a for a in aliases if a[1].startswith('vfio') or not a[0].startswith('pci:')]
