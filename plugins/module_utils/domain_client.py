@@ -140,14 +140,15 @@ class DomainClient:
         pools = self._call('cannot list storage pools', self.conn.listAllStoragePools, 0)
         return [self._call('cannot read storage pool', pool.XMLDesc, 0) for pool in pools]
 
-    def volume_exists(self, pool_name, volume):
+    def volume_exists(self, pool_name, volume, refresh=True):
+        """Whether the pool has the volume; with refresh, rescan an active pool once before saying no."""
         pool = self._pool(pool_name)
         try:
             pool.storageVolLookupByName(volume)
         except self.libvirt.libvirtError as exc:
             if self._error_code(exc) == self.libvirt.VIR_ERR_NO_STORAGE_VOL:
                 # The file may have appeared behind libvirt's back: refresh once.
-                if pool.isActive():
+                if refresh and pool.isActive():
                     self._call('cannot refresh storage pool %s' % pool_name, pool.refresh, 0)
                     try:
                         pool.storageVolLookupByName(volume)

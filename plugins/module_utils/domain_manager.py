@@ -83,7 +83,7 @@ def run_domain(params, client, recorder, sleep=time.sleep, clock=time.monotonic)
         _check_identity(desired, plan, client)
         _check_host_devices(desired, client)
         owned = MODEL_OWNED_TAGS if params.get('model') is not None else frozenset()
-        _plan_storage(desired, params, plan, client)
+        _plan_storage(desired, params, plan, client, refresh=not recorder.check_mode)
         _plan_definition(desired, owned, plan, active_id)
         _define(plan, client, recorder)
 
@@ -176,8 +176,12 @@ def _check_host_devices(desired, client):
                                    % (dev['address'], bus, device))
 
 
-def _plan_storage(desired, params, plan, client):
-    """Check every disk source; plan the volumes to create (model disks with a size)."""
+def _plan_storage(desired, params, plan, client, refresh=True):
+    """Check every disk source; plan the volumes to create (model disks with a size).
+
+    refresh: let libvirt rescan a pool for a volume it does not know (off in
+    check mode: virStoragePoolRefresh is a write-type API).
+    """
     to_create = {}
     for disk in (params.get('model') or {}).get('disks') or []:
         if disk.get('size') is not None:
@@ -187,7 +191,7 @@ def _plan_storage(desired, params, plan, client):
         target = disk['target']
         if disk['volume']:
             key = (disk['pool'], disk['volume'])
-            if client.volume_exists(disk['pool'], disk['volume']):
+            if client.volume_exists(disk['pool'], disk['volume'], refresh=refresh):
                 continue
             if key not in to_create:
                 raise InvalidInput('disk %s: volume %s does not exist in pool %s (give size to create it)'

@@ -109,6 +109,30 @@ def test_volumes(client):
         client.volume_exists('no-such-pool', name)
 
 
+class _CountingPool:
+    """Wraps a storage pool and counts refresh() calls."""
+
+    def __init__(self, pool):
+        self._pool = pool
+        self.refreshed = 0
+
+    def refresh(self, flags=0):
+        self.refreshed += 1
+        return self._pool.refresh(flags)
+
+    def __getattr__(self, name):
+        return getattr(self._pool, name)
+
+
+@pytest.mark.parametrize('refresh, refreshed', [(True, 1), (False, 0)])
+def test_missing_volume_rescans_the_pool_only_when_allowed(client, monkeypatch, refresh, refreshed):
+    # Check mode passes refresh=False: virStoragePoolRefresh is a write-type API.
+    pool = _CountingPool(client.conn.storagePoolLookupByName('default-pool'))
+    monkeypatch.setattr(client, '_pool', lambda name: pool)
+    assert client.volume_exists('default-pool', 'absent-%s.raw' % uuid_module.uuid4().hex[:8], refresh=refresh) is False
+    assert pool.refreshed == refreshed
+
+
 @pytest.mark.parametrize('uri, local', [
     ('qemu:///system', True), ('qemu:///session', True), ('test:///default', True),
     ('qemu+ssh://root@host1/system', False), ('qemu+tls://host1.example.com/system', False),
