@@ -123,6 +123,8 @@ def main():
               % (ours / peer, ours - floor, peer - floor))
         verdict = 'OK' if changes[('phyllome.os.domain', 'no-op')] == 0 and ours <= peer else 'NOT MET'
         print('  target: no-op run reports zero changes and is not slower than virt -> %s' % verdict)
+        if verdict != 'OK':
+            raise SystemExit(1)
     finally:
         undefine(ours_prefix)
         undefine(peer_prefix)

@@ -99,6 +99,8 @@ def main():
         ])
         verdict = 'OK' if min(times) < 0.5 and per_task - floor < 1.0 else 'TOO SLOW'
         print('  target: module work well under 1 s -> %s' % verdict)
+        if verdict != 'OK':
+            raise SystemExit(1)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
