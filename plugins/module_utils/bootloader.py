@@ -29,7 +29,7 @@ grub            /etc/default/grub (Debian, Ubuntu, others). The effective
 All reads go through HostFS, all changes through the ActionRecorder (check
 mode changes nothing). Files are written atomically with a backup; every
 file a step may change is snapshotted first and put back if a command fails
-or its result is not the predicted one.
+or its result is not the predicted one (actions.apply_file_plan).
 """
 
 from __future__ import annotations
@@ -41,13 +41,9 @@ import time
 
 from ansible_collections.phyllome.os.plugins.module_utils import bootloader_formats as formats
 from ansible_collections.phyllome.os.plugins.module_utils import kernel_args as ka
-from ansible_collections.phyllome.os.plugins.module_utils.actions import backup_file, write_file_atomic
-from ansible_collections.phyllome.os.plugins.module_utils.errors import (
-    CommandFailed,
-    HostStateError,
-    InvalidInput,
-    PhyllomeError,
-)
+from ansible_collections.phyllome.os.plugins.module_utils.actions import FilePlan, apply_file_plan, backup_file, write_file_atomic
+from ansible_collections.phyllome.os.plugins.module_utils.errors import CommandFailed, HostStateError, InvalidInput
+from ansible_collections.phyllome.os.plugins.module_utils.kernels import MODULES_DIRS, installed_kernels
 
 BACKENDS = ('rpm-ostree', 'grubby', 'kernel-install', 'grub')
 KERNELS = ('all', 'default')
@@ -58,7 +54,6 @@ KERNEL_CMDLINE = '/etc/kernel/cmdline'
 KERNEL_CMDLINE_VENDOR = '/usr/lib/kernel/cmdline'
 SYSTEMD_BOOT_LOADER_CONF = ('/efi/loader/loader.conf', '/boot/efi/loader/loader.conf', '/boot/loader/loader.conf')
 LOADER_ENTRY_DIRS = ('/efi/loader/entries', '/boot/efi/loader/entries', BLS_ENTRIES)
-MODULES_DIRS = ('/usr/lib/modules', '/lib/modules')
 COMMAND_DIRS = ('/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin')
 
 # Characters that GRUB's script parser (grub.cfg, BLS `options` that GRUB
@@ -157,32 +152,6 @@ class BootContext:
                 self.recorder.apply('back up %s' % path,
                                     lambda real=real: self.backup_files.append(self._host_path(backup_file(real, self._suffix))))
 
-    def snapshot(self, paths):
-        """{path: content or None} of files that a step may change, to restore() on failure."""
-        return dict((path, self.hostfs.read_bytes(path)) for path in paths)
-
-    def restore(self, snapshot):
-        """Put back every snapshotted file whose content changed.
-
-        Returns (restored paths, {path: error} of those that could not be put
-        back); one failure does not stop the others.
-        """
-        restored, failed = [], {}
-        for path, content in sorted(snapshot.items()):
-            if self.hostfs.read_bytes(path) == content:
-                continue
-            real = self.hostfs.path(path)
-            try:
-                if content is None:
-                    os.unlink(real)
-                else:
-                    write_file_atomic(real, content, atomic_move=self.atomic_move)
-            except OSError as exc:
-                failed[path] = str(exc)
-                continue
-            restored.append(path)
-        return restored, failed
-
 
 class Target:
     """One thing that holds a command line: a file, a boot entry, or the rpm-ostree deployment."""
@@ -216,25 +185,17 @@ class Target:
         return {'before_header': label, 'after_header': label, 'before': before, 'after': after}
 
 
-class BootPlan:
-    """What a backend will do: targets with their before/after, and the steps to get there."""
+class BootPlan(FilePlan):
+    """What a backend will do: targets with their before/after, and the FilePlan steps to get there."""
 
     def __init__(self, cmdline_before, cmdline_after):
+        super().__init__()
         self.cmdline_before = cmdline_before
         self.cmdline_after = cmdline_after
         self.targets = []
-        self.writes = []        # [(path, text)] written by us
-        self.commands = []      # [(argv, description)]
-        self.touched = []       # files the commands rewrite (snapshotted, restored on failure)
-        self.backed_up = []     # those of them to keep a copy of on disk
-        self.verify = None      # callable raising when the result is not the predicted one
 
     def diffs(self):
         return [target.diff() for target in self.targets if target.changed]
-
-    @property
-    def empty(self):
-        return not self.writes and not self.commands
 
 
 class Backend:
@@ -276,38 +237,7 @@ class Backend:
 
     def apply(self, plan):
         """Carry out `plan` through the recorder; on any failure restore what changed and re-raise."""
-        if plan.empty:
-            return
-        context = self.context
-        snapshot = context.snapshot([path for path, dummy in plan.writes] + plan.touched)
-        started = []
-        try:
-            for path, text in plan.writes:
-                context.write(path, text)
-            context.backup_before_command(plan.backed_up)
-            for argv, description in plan.commands:
-                started.append(argv)
-                context.run(argv, description)
-            if plan.verify is not None and not context.recorder.check_mode:
-                plan.verify()
-        except (PhyllomeError, OSError) as exc:
-            restored, unrestored = context.restore(snapshot)
-            if not context.recorder.check_mode:
-                self.after_restore(started)
-            if not isinstance(exc, PhyllomeError):
-                exc = HostStateError('writing the boot configuration failed: %s; restored %s'
-                                     % (exc, ', '.join(restored) or 'nothing (nothing had changed)'))
-            elif restored and 'restored' not in exc.msg:
-                exc.msg += '; the previous %s put back' % ('files were' if len(restored) > 1 else 'file was')
-            exc.details['restored_files'] = restored
-            if unrestored:
-                exc.msg += '. COULD NOT PUT BACK %s: check them before rebooting' % ', '.join(
-                    '%s (%s)' % item for item in sorted(unrestored.items()))
-                exc.details['unrestored_files'] = sorted(unrestored)
-            raise exc
-
-    def after_restore(self, started):
-        """Hook for backends whose generated files are rebuilt rather than copied back."""
+        apply_file_plan(self.context, plan)
 
 
 class RpmOstreeBackend(Backend):
@@ -503,18 +433,6 @@ class KernelInstallBackend(Backend):
             return 'kernel-install is not installed'
         return None
 
-    def installed_kernels(self):
-        """[(version, image)] of kernels with modules and an image, as kernel-install wants them."""
-        hostfs = self.context.hostfs
-        directory = next((d for d in MODULES_DIRS if hostfs.is_dir(d)), MODULES_DIRS[0])
-        kernels = []
-        for version in hostfs.listdir(directory):
-            for image in (posixpath.join(directory, version, 'vmlinuz'), '/boot/vmlinuz-%s' % version):
-                if hostfs.exists(image):
-                    kernels.append((version, image))
-                    break
-        return kernels
-
     def plan(self, request):
         self.refuse_default_kernel(KERNEL_CMDLINE)
         self.check_request(request)
@@ -522,26 +440,19 @@ class KernelInstallBackend(Backend):
         edit = _plan_kernel_cmdline_file(self.context, request, plan, create=True)
         plan.cmdline_before, plan.cmdline_after = edit.before[0].strip(), edit.after[0].strip()
         if edit.changed:
-            kernels = self.installed_kernels()
+            # kernel-install needs an image to add; modules alone are left over from a removed kernel.
+            kernels = [kernel for kernel in installed_kernels(self.context.hostfs) if kernel.image]
             if not kernels:
                 raise HostStateError('no installed kernel found in %s: nothing would use %s' % (' or '.join(MODULES_DIRS), KERNEL_CMDLINE))
             command = self.context.find_command('kernel-install')
-            for version, image in kernels:
-                plan.commands.append(([command, 'add', version, image], None))
+            for kernel in kernels:
+                plan.commands.append(([command, 'add', kernel.version, kernel.image], None))
             # Restored on failure, but not copied: they may sit on the ESP
             # (FAT), and kernel-install rebuilds them from the file anyway.
             plan.touched = _loader_entry_files(self.context)
+            # What kernel-install had begun to rebuild is rebuilt from the restored file.
+            plan.rerun_on_restore = True
         return plan
-
-    def after_restore(self, started):
-        # Entries and UKIs that kernel-install rebuilt (or began to): rebuild
-        # them from the restored /etc/kernel/cmdline. Best effort: the
-        # original error is the one reported.
-        for argv in started:
-            try:
-                self.context.query(argv)
-            except CommandFailed:
-                pass
 
 
 class GrubBackend(Backend):

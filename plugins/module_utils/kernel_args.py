@@ -418,13 +418,39 @@ def ensure_kernel_args(boot, present=(), absent=(), repeatable=(), request=None)
 
         boot = bootloader.open_bootloader(BootContext(HostFS(), recorder, module.atomic_move))
         result = kernel_args.ensure_kernel_args(boot, present=['rd.driver.pre=vfio-pci'])
+
+    A caller that changes other things too plans first and applies last, so
+    that a refusal of the boot loader comes before any change:
+
+        planned = kernel_args.plan_kernel_args(boot, present=[...])
+        ...  # its own changes
+        result = kernel_args.apply_kernel_args(planned)
     """
+    return apply_kernel_args(plan_kernel_args(boot, present, absent, repeatable, request))
+
+
+class PlannedKernelArgs:
+    """A boot loader's plan for a kernel-argument request, checked and not yet applied."""
+
+    def __init__(self, boot, request, plan):
+        self.boot = boot
+        self.request = request
+        self.plan = plan
+
+
+def plan_kernel_args(boot, present=(), absent=(), repeatable=(), request=None):
+    """Read the host and plan the edit; raises (InvalidInput, HostStateError...) before any change."""
     if request is None:
         request = KernelArgsRequest(present, absent, repeatable)
-    plan = boot.plan(request)
+    return PlannedKernelArgs(boot, request, boot.plan(request))
+
+
+def apply_kernel_args(planned):
+    """Apply a plan from plan_kernel_args() through the boot loader; return ensure_kernel_args()'s dict."""
+    boot, plan = planned.boot, planned.plan
     boot.apply(plan)
     running = boot.running_cmdline()
-    pending = pending_arguments(plan.cmdline_after, running, request) if running is not None else []
+    pending = pending_arguments(plan.cmdline_after, running, planned.request) if running is not None else []
     return {
         'backend': boot.name,
         'cmdline_before': plan.cmdline_before,

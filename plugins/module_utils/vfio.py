@@ -19,8 +19,8 @@ filter given addresses), a group must go whole, an unsafe group (see
 iommu_groups) is refused unless forced, and a device the host uses now is
 refused even when forced.
 
-The persistent half (plan_boot, apply_boot) makes the claim survive reboots,
-one device at a time too, by one of two methods:
+The persistent half (plan_boot, applied by actions.apply_file_plan) makes
+the claim survive reboots, one device at a time too, by one of two methods:
 
 driverctl   /etc/driverctl.d/pci-<address> holds `vfio-pci`, the file
             `driverctl set-override` saves. driverctl's udev rule loads it
@@ -44,7 +44,7 @@ modprobe    /etc/modprobe.d/phyllome-vfio.conf: an `install vfio-pci` command
             card at another address.
 
 The files are written and the initramfs regenerated as one step: if the
-regeneration fails, the files are put back (bootloader.Backend.apply) and
+regeneration fails, the files are put back (actions.apply_file_plan) and
 the images rebuilt from them.
 """
 
@@ -57,8 +57,10 @@ import posixpath
 import re
 
 from ansible_collections.phyllome.os.plugins.module_utils import bootloader, iommu, iommu_groups, pci
-from ansible_collections.phyllome.os.plugins.module_utils.errors import CommandFailed, HostStateError, InvalidInput, NotFound
+from ansible_collections.phyllome.os.plugins.module_utils.actions import apply_file_plan
+from ansible_collections.phyllome.os.plugins.module_utils.errors import HostStateError, InvalidInput, NotFound
 from ansible_collections.phyllome.os.plugins.module_utils.kernel_args import KernelArgsRequest, ensure_kernel_args
+from ansible_collections.phyllome.os.plugins.module_utils.kernels import installed_kernels
 
 VFIO_DRIVER = 'vfio-pci'
 # Drivers under which the kernel still counts a group as viable for VFIO.
@@ -307,19 +309,16 @@ class ClaimContext(bootloader.BootContext):
             self.recorder.apply('set mode %04o on %s' % (mode, path), os.chmod, real, mode)
 
 
-def installed_kernels(fs):
-    """(modules directory, [versions]) of the kernels installed below fs (those depmod has run for)."""
-    directory = next((d for d in bootloader.MODULES_DIRS if fs.is_dir(d)), None)
-    if directory is None:
-        return None, []
-    return directory, [v for v in fs.listdir(directory) if fs.exists(posixpath.join(directory, v, 'modules.dep'))]
+def indexed_kernels(fs):
+    """The InstalledKernels below fs that depmod has run for: those whose modules.alias says what takes a device."""
+    return [kernel for kernel in installed_kernels(fs) if kernel.depmod]
 
 
-def pci_aliases(fs, directory, kernels):
-    """Sorted (pattern, module) of the PCI aliases of every installed kernel's modules.alias, vfio's own left out."""
+def pci_aliases(fs, kernels):
+    """Sorted (pattern, module) of the PCI aliases of the `kernels`' modules.alias, vfio's own left out."""
     aliases = set()
-    for version in kernels:
-        for line in fs.read_lines(posixpath.join(directory, version, 'modules.alias')):
+    for kernel in kernels:
+        for line in fs.read_lines(posixpath.join(kernel.modules, 'modules.alias')):
             words = line.split()
             if len(words) == 3 and words[0] == 'alias' and words[1].startswith('pci:') and not words[2].startswith('vfio'):
                 aliases.add((words[1], words[2]))
@@ -334,10 +333,10 @@ def host_modules(fs, address, aliases):
     return sorted(set(module for pattern, module in aliases if fnmatch.fnmatchcase(modalias, pattern)))
 
 
-def vfio_builtin_kernels(fs, directory, kernels):
-    """Installed kernels that have vfio-pci built in (no module load for an install command to hook)."""
-    return [v for v in kernels
-            if any(line.endswith('/vfio-pci.ko') for line in fs.read_lines(posixpath.join(directory, v, 'modules.builtin')))]
+def vfio_builtin_kernels(fs, kernels):
+    """Versions of the `kernels` that have vfio-pci built in (no module load for an install command to hook)."""
+    return [kernel.version for kernel in kernels
+            if any(line.endswith('/vfio-pci.ko') for line in fs.read_lines(posixpath.join(kernel.modules, 'modules.builtin')))]
 
 
 def read_modprobe_claims(fs):
@@ -410,7 +409,7 @@ def _stale_images(fs, generator, kernels, files):
     times = [st.st_mtime for st in (fs.stat(path) for path in files) if st is not None]
     if not times:
         return []
-    images = [generator.image % version for version in kernels]
+    images = [generator.image % kernel.version for kernel in kernels]
     return [image for image in images if fs.stat(image) is not None and fs.stat(image).st_mtime < max(times)]
 
 
@@ -448,8 +447,8 @@ def plan_boot(context, devices, selected, state, method='auto'):
     kernel_args = []
     if modprobe_after != modprobe_before or (method == 'modprobe' and modprobe_after):
         generator = _modprobe_generator(context, adding=bool(set(modprobe_after) - set(modprobe_before)))
-        directory, kernels = installed_kernels(fs)
-        aliases = pci_aliases(fs, directory, kernels)
+        kernels = indexed_kernels(fs)
+        aliases = pci_aliases(fs, kernels)
         modules = sorted(set(m for a in modprobe_after if a in devices for m in host_modules(fs, a, aliases)))
         changed = _plan_file(context, plan, CLAIM_FILE, render_modprobe_claims(modprobe_after, modules))
         changed = _plan_file(context, plan, generator.config, generator.text if modprobe_after else None,
@@ -461,6 +460,9 @@ def plan_boot(context, devices, selected, state, method='auto'):
         elif stale:
             plan.commands.append((argv, 'regenerate the initramfs: %s is older than the claim (%s)'
                                   % (', '.join(stale), ' '.join(argv))))
+        # The regeneration may rebuild some images before it fails: they are
+        # rebuilt from the restored files.
+        plan.rerun_on_restore = True
         if modprobe_after:
             kernel_args = list(generator.kernel_args)
     claims = set(modprobe_after) | set(a for a, driver in driverctl_claims.items() if driver == VFIO_DRIVER)
@@ -479,29 +481,11 @@ def _modprobe_generator(context, adding):
         if fs.exists('/run/ostree-booted'):
             raise HostStateError('this host boots an rpm-ostree deployment, whose initramfs is not built here: use '
                                  'method=driverctl')
-        directory, kernels = installed_kernels(fs)
-        builtin = vfio_builtin_kernels(fs, directory, kernels)
+        builtin = vfio_builtin_kernels(fs, indexed_kernels(fs))
         if builtin:
             raise HostStateError('vfio-pci is built into the kernel %s, so no module load can carry the claim: use '
                                  'method=driverctl' % ', '.join(builtin), kernels=builtin)
     return generator
-
-
-def apply_boot(context, plan):
-    """Write the claim files and regenerate the initramfs; on failure put the files back and rebuild."""
-    try:
-        bootloader.Backend(context).apply(plan)
-    except CommandFailed:
-        # The regeneration may have rebuilt some images before it failed:
-        # rebuild them from the restored files (best effort; the first error
-        # is the one reported).
-        if not context.recorder.check_mode:
-            for argv, dummy in plan.commands:
-                try:
-                    context.query(argv)
-                except CommandFailed:
-                    pass
-        raise
 
 
 def iommu_kernel_args(fs):
@@ -547,7 +531,7 @@ def ensure(context, addresses, ids=(), whole_group=False, state='vfio', force=Fa
     diff = [_drivers_diff(result['previous_drivers'], result['drivers'])] if result['previous_drivers'] != result['drivers'] else []
     kernel_cmdline = None
     if persistent:
-        apply_boot(context, plan)
+        apply_file_plan(context, plan)
         diff.extend(plan.diffs())
         if boot is not None:
             kernel_cmdline = ensure_kernel_args(boot, request=request)

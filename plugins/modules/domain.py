@@ -633,6 +633,7 @@ from ansible_collections.phyllome.os.plugins.module_utils.domain_options import 
     argument_spec,
 )
 from ansible_collections.phyllome.os.plugins.module_utils.errors import PhyllomeError, fail_from_exception
+from ansible_collections.phyllome.os.plugins.module_utils.module_glue import exit_with_result
 
 
 def main():
@@ -648,9 +649,7 @@ def main():
         result = run_domain(module.params, client, recorder)
     except PhyllomeError as exc:
         fail_from_exception(module, exc, changed=recorder.changed, actions=recorder.actions)
-    if not module._diff:
-        del result['diff']
-    module.exit_json(changed=recorder.changed, **result)
+    exit_with_result(module, recorder, result)
 
 
 if __name__ == '__main__':

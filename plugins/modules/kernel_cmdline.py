@@ -293,9 +293,9 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.phyllome.os.plugins.module_utils.actions import ActionRecorder
 from ansible_collections.phyllome.os.plugins.module_utils.bootloader import BACKENDS, KERNELS, BootContext, open_bootloader
-from ansible_collections.phyllome.os.plugins.module_utils.errors import PhyllomeError, fail_from_exception
 from ansible_collections.phyllome.os.plugins.module_utils.hostfs import HostFS
 from ansible_collections.phyllome.os.plugins.module_utils.kernel_args import KernelArgsRequest, ensure_kernel_args
+from ansible_collections.phyllome.os.plugins.module_utils.module_glue import run_and_exit
 
 
 def main():
@@ -313,17 +313,14 @@ def main():
     )
     params = module.params
     recorder = ActionRecorder(check_mode=module.check_mode, run_command=module.run_command)
-    try:
+
+    def converge():
         # Validate the request before looking at the host: a bad item fails the same everywhere.
         request = KernelArgsRequest(params['present'], params['absent'], params['repeatable'])
         context = BootContext(HostFS(params['root']), recorder, atomic_move=module.atomic_move, backup=params['backup'])
-        result = ensure_kernel_args(open_bootloader(context, params['backend'], params['kernels']), request=request)
-    except PhyllomeError as exc:
-        fail_from_exception(module, exc, changed=recorder.changed and not module.check_mode, actions=recorder.actions)
-    diff = result.pop('diff')
-    if module._diff:
-        result['diff'] = diff
-    module.exit_json(changed=recorder.changed, actions=recorder.actions, **result)
+        return ensure_kernel_args(open_bootloader(context, params['backend'], params['kernels']), request=request)
+
+    run_and_exit(module, recorder, converge)
 
 
 if __name__ == '__main__':

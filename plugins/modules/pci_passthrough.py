@@ -307,8 +307,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.phyllome.os.plugins.module_utils import vfio
 from ansible_collections.phyllome.os.plugins.module_utils.actions import ActionRecorder
-from ansible_collections.phyllome.os.plugins.module_utils.errors import PhyllomeError, fail_from_exception
 from ansible_collections.phyllome.os.plugins.module_utils.hostfs import HostFS
+from ansible_collections.phyllome.os.plugins.module_utils.module_glue import run_and_exit
 
 
 def main():
@@ -331,17 +331,11 @@ def main():
     params = module.params
     recorder = ActionRecorder(check_mode=module.check_mode, run_command=module.run_command)
     context = vfio.ClaimContext(HostFS(params['root']), recorder, atomic_move=module.atomic_move)
-    try:
-        result = vfio.ensure(
-            context, params['devices'], ids=params['ids'], whole_group=params['whole_group'], state=params['state'],
-            force=params['force'], runtime=params['runtime'], persistent=params['persistent'], method=params['method'],
-            kernel_args=params['kernel_args'], iommu_args=params['iommu_args'])
-    except PhyllomeError as exc:
-        fail_from_exception(module, exc, changed=recorder.changed and not module.check_mode, actions=recorder.actions)
-    diff = result.pop('diff')
-    if module._diff:
-        result['diff'] = diff
-    module.exit_json(changed=recorder.changed, actions=recorder.actions, **result)
+    run_and_exit(
+        module, recorder, vfio.ensure,
+        context, params['devices'], ids=params['ids'], whole_group=params['whole_group'], state=params['state'],
+        force=params['force'], runtime=params['runtime'], persistent=params['persistent'], method=params['method'],
+        kernel_args=params['kernel_args'], iommu_args=params['iommu_args'])
 
 
 if __name__ == '__main__':

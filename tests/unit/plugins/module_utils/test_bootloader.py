@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from ansible_collections.phyllome.os.plugins.module_utils import bootloader
+from ansible_collections.phyllome.os.plugins.module_utils import actions, bootloader
 from ansible_collections.phyllome.os.plugins.module_utils import bootloader_formats as formats
 from ansible_collections.phyllome.os.plugins.module_utils.errors import CommandFailed, HostStateError, InvalidInput
 from ansible_collections.phyllome.os.plugins.module_utils.kernel_args import ensure_kernel_args
@@ -565,15 +565,11 @@ def test_write_failure_restores_earlier_writes(tmp_path, monkeypatch):
 def test_a_file_that_cannot_be_put_back_is_named(tmp_path, monkeypatch):
     host = Host(tmp_path, 'debian12-grub')
     host.runner.effects['update-grub'] = fake_update_grub(host, rc=1, err='grub-mkconfig: error: out of memory.\n')
-    real = bootloader.write_file_atomic
-    calls = []
+    # The edit is written (bootloader's write); putting it back (actions.restore_files) fails.
 
-    def second_write_fails(path, *args, **kwargs):
-        calls.append(path)
-        if len(calls) > 1:
-            raise OSError(30, 'Read-only file system')
-        return real(path, *args, **kwargs)
-    monkeypatch.setattr(bootloader, 'write_file_atomic', second_write_fails)
+    def restore_fails(path, *args, **kwargs):
+        raise OSError(30, 'Read-only file system')
+    monkeypatch.setattr(actions, 'write_file_atomic', restore_fails)
     with pytest.raises(CommandFailed) as info:
         ensure_kernel_args(host.open(), present=['iommu=pt'])
     assert info.value.msg.endswith('COULD NOT PUT BACK /etc/default/grub ([Errno 30] Read-only file system): check them '

@@ -473,6 +473,12 @@ def test_pci_aliases_leave_out_vfio_and_other_buses(tmp_path):
     os.makedirs(os.path.join(host_root, 'usr/lib/modules/6.1.0-18-amd64'))
     with open(os.path.join(host_root, 'usr/lib/modules/6.1.0-18-amd64/modules.alias'), 'w') as f:
         f.write(MODULES_ALIAS)
-    aliases = vfio.pci_aliases(HostFS(host_root), '/usr/lib/modules', ['6.1.0-18-amd64'])
+    with open(os.path.join(host_root, 'usr/lib/modules/6.1.0-18-amd64/modules.dep'), 'w') as f:
+        f.write('kernel/drivers/nvme/host/nvme.ko: kernel/drivers/nvme/host/nvme-core.ko\n')
+    # Modules of a kernel depmod never indexed carry no usable aliases.
+    os.makedirs(os.path.join(host_root, 'usr/lib/modules/6.1.0-17-amd64'))
+    fs = HostFS(host_root)
+    assert [kernel.version for kernel in vfio.indexed_kernels(fs)] == ['6.1.0-18-amd64']
+    aliases = vfio.pci_aliases(fs, vfio.indexed_kernels(fs))
     assert ('pci:v*d*sv*sd*bc01sc08i02*', 'nvme') in aliases
     assert not [a for a in aliases if a[1].startswith('vfio') or not a[0].startswith('pci:')]
