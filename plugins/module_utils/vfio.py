@@ -59,7 +59,7 @@ import re
 from ansible_collections.phyllome.os.plugins.module_utils import bootloader, iommu, iommu_groups, pci
 from ansible_collections.phyllome.os.plugins.module_utils.actions import apply_file_plan
 from ansible_collections.phyllome.os.plugins.module_utils.errors import HostStateError, InvalidInput, NotFound
-from ansible_collections.phyllome.os.plugins.module_utils.kernel_args import KernelArgsRequest, ensure_kernel_args
+from ansible_collections.phyllome.os.plugins.module_utils.kernel_args import apply_kernel_args, plan_kernel_args
 from ansible_collections.phyllome.os.plugins.module_utils.kernels import installed_kernels
 
 VFIO_DRIVER = 'vfio-pci'
@@ -513,7 +513,7 @@ def ensure(context, addresses, ids=(), whole_group=False, state='vfio', force=Fa
     selected = select(devices, groups, addresses, ids, whole_group)
     if state == 'vfio':
         check_claim(devices, usage, groups, selected, force)
-    plan, boot, request = None, None, None
+    plan, planned_args = None, None
     info = {'method': None, 'initramfs': None, 'claims': None, 'kernel_args': []}
     if persistent:
         plan, info = plan_boot(context, devices, selected, state, method)
@@ -521,8 +521,11 @@ def ensure(context, addresses, ids=(), whole_group=False, state='vfio', force=Fa
         if iommu_args:
             present.extend(iommu_kernel_args(fs))
         if present:
-            request = KernelArgsRequest(present)
+            # Planned now, applied last: a boot loader that refuses the edit
+            # (a computed GRUB_CMDLINE_LINUX, entries that disagree...) fails
+            # the task before the device is bound or a claim file written.
             boot = bootloader.open_bootloader(bootloader.BootContext(fs, recorder, atomic_move=context.atomic_move))
+            planned_args = plan_kernel_args(boot, present=present)
     if runtime:
         result = apply(fs, recorder, devices, selected, state, write)
     else:
@@ -533,8 +536,8 @@ def ensure(context, addresses, ids=(), whole_group=False, state='vfio', force=Fa
     if persistent:
         apply_file_plan(context, plan)
         diff.extend(plan.diffs())
-        if boot is not None:
-            kernel_cmdline = ensure_kernel_args(boot, request=request)
+        if planned_args is not None:
+            kernel_cmdline = apply_kernel_args(planned_args)
             diff.extend(kernel_cmdline.pop('diff'))
     # The running system differs from what the next boot gives: a device is
     # not yet where the boot claim puts it, or the command line is pending.

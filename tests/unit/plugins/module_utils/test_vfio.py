@@ -451,6 +451,20 @@ def test_runtime_and_boot_claim_together(tmp_path, host_spec):
     assert host.read(vfio.CLAIM_FILE) == claim_file(['0000:32:00.1'], ['i40e'])
 
 
+def test_boot_loader_refusal_comes_before_any_change(tmp_path, host_spec):
+    # A GRUB_CMDLINE_LINUX the shell computes cannot be edited safely: the
+    # kernel arguments are planned before the device is bound or claimed, so
+    # the task fails with nothing changed (no claim file, no initramfs rebuilt).
+    host = debian_host(tmp_path, host_spec)
+    host.write('/etc/default/grub', host.read('/etc/default/grub') + 'GRUB_CMDLINE_LINUX="$(cat /etc/extra)"\n')
+    before = host.snapshot()
+    with pytest.raises(HostStateError, match='cannot edit GRUB_CMDLINE_LINUX safely'):
+        run_ensure(host, addresses=['32:00.1'], runtime=True, persistent=True, iommu_args=True)
+    assert host.snapshot() == before
+    assert host.runner.mutating_calls() == []
+    assert not host.exists(vfio.CLAIM_FILE)
+
+
 def test_nothing_to_do_is_an_error(debian):
     with pytest.raises(InvalidInput, match='runtime and persistent are both false'):
         run_ensure(debian, addresses=['32:00.1'], runtime=False)
