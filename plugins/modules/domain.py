@@ -632,8 +632,7 @@ from ansible_collections.phyllome.os.plugins.module_utils.domain_options import 
     REQUIRED_ONE_OF,
     argument_spec,
 )
-from ansible_collections.phyllome.os.plugins.module_utils.errors import PhyllomeError, fail_from_exception
-from ansible_collections.phyllome.os.plugins.module_utils.module_glue import exit_with_result
+from ansible_collections.phyllome.os.plugins.module_utils.module_glue import run_and_exit
 
 
 def main():
@@ -644,12 +643,11 @@ def main():
         supports_check_mode=True,
     )
     recorder = ActionRecorder(check_mode=module.check_mode)
-    try:
-        client = DomainClient.connect(module.params['uri'])
-        result = run_domain(module.params, client, recorder)
-    except PhyllomeError as exc:
-        fail_from_exception(module, exc, changed=recorder.changed, actions=recorder.actions)
-    exit_with_result(module, recorder, result)
+    run_and_exit(module, recorder, _converge, module.params, recorder)
+
+
+def _converge(params, recorder):
+    return run_domain(params, DomainClient.connect(params['uri']), recorder)
 
 
 if __name__ == '__main__':
