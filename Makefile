@@ -35,8 +35,13 @@ SANITY_FLAGS ?=
 
 test: sanity lint units docs-check build integration
 
+# The main job; INVENTORY and RUN_ARGS point it at a fleet, e.g.
+#   ./dev run INVENTORY=inventory.yml RUN_ARGS="-e host_report_dir=/tmp/reports"
+INVENTORY ?= playbooks/inventory/localhost.yml
+RUN_ARGS ?=
+
 run: deps
-	ansible-playbook -i playbooks/inventory/localhost.yml playbooks/host_report.yml
+	ansible-playbook -i $(INVENTORY) playbooks/host_report.yml $(RUN_ARGS)
 
 deps: sysdeps venv $(COLLECTIONS)/ansible_collections/phyllome/os
 
