@@ -220,7 +220,7 @@ class Backend:
         raise NotImplementedError
 
     def running_cmdline(self):
-        running = self.context.hostfs.read_text('/proc/cmdline')
+        running = ka.running_cmdline(self.context.hostfs)
         return running.strip() if running is not None else None
 
     def check_request(self, request):
@@ -567,8 +567,7 @@ def _plan_kernel_cmdline_file(context, request, plan, create):
             return None
         base = context.read_text(KERNEL_CMDLINE_VENDOR)
         if base is None:
-            running = context.hostfs.read_text('/proc/cmdline') or ''
-            base = ' '.join(a.raw for a in ka.kernel_args(running) if a.name not in ('BOOT_IMAGE', 'initrd'))
+            base = ' '.join(a.raw for a in ka.running_kernel_args(context.hostfs) if a.name not in ('BOOT_IMAGE', 'initrd'))
         line, ending = base.strip(), '\n'
     else:
         line = text.rstrip('\n')

@@ -17,23 +17,6 @@ from ansible_collections.phyllome.os.plugins.module_utils.domain_model import Ho
 from ansible_collections.phyllome.os.plugins.module_utils.domain_xml import new_element, parse, sub, text_of, to_string
 
 
-def host_arch(capabilities_xml):
-    """The host's architecture from `virsh capabilities` XML (x86_64, aarch64, ...)."""
-    return text_of(parse(capabilities_xml, 'libvirt capabilities'), 'host/cpu/arch') or 'x86_64'
-
-
-def capability_domain_types(capabilities_xml, arch):
-    """Domain types the host lists for guests of `arch` (the test driver lists only 'test')."""
-    caps = parse(capabilities_xml, 'libvirt capabilities')
-    types = []
-    for guest in caps.findall('guest'):
-        for domain in guest.findall('arch/domain'):
-            kind = domain.get('type')
-            if kind not in types and (guest.find('arch').get('name') == arch or not types):
-                types.append(kind)
-    return types
-
-
 def host_context(domcaps_xml, arch):
     """HostContext from `virsh domcapabilities` XML of one domain type and machine."""
     caps = parse(domcaps_xml, 'domain capabilities')

@@ -17,6 +17,7 @@ import copy
 import time
 
 from ansible_collections.phyllome.os.plugins.module_utils import domain_host, domain_summary
+from ansible_collections.phyllome.os.plugins.module_utils.capabilities import parse_capabilities
 from ansible_collections.phyllome.os.plugins.module_utils.domain_compare import merge, unified_xml
 from ansible_collections.phyllome.os.plugins.module_utils.domain_model import HostContext, build_domain
 from ansible_collections.phyllome.os.plugins.module_utils.domain_options import MODEL_OWNED_TAGS, resolve_model
@@ -128,7 +129,8 @@ def _desired_xml(params, client):
 
 def resolve_host(client, domain_type, machine):
     """HostContext for `machine`: KVM when the host offers it, else QEMU's TCG, or `domain_type`."""
-    arch = domain_host.host_arch(client.capabilities())
+    host = parse_capabilities(client.capabilities())
+    arch = host['arch']
     if domain_type:
         domcaps = client.domain_capabilities(arch, machine, domain_type)
     else:
@@ -144,7 +146,7 @@ def resolve_host(client, domain_type, machine):
     if domcaps is None:
         # A driver without domain capabilities (libvirt's test driver): take
         # what its capabilities list, and assume nothing about firmware.
-        types = domain_host.capability_domain_types(client.capabilities(), arch)
+        types = host['domain_types']
         return HostContext(domain_type=domain_type or (types[0] if types else 'kvm'), arch=arch)
     return domain_host.host_context(domcaps, arch)
 

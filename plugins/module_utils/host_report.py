@@ -20,10 +20,11 @@ import stat as stat_module
 import xml.etree.ElementTree as ET
 
 from ansible_collections.phyllome.os.plugins.module_utils import cpu as cpu_utils
+from ansible_collections.phyllome.os.plugins.module_utils.capabilities import GUEST_ARCH, GUEST_MACHINE, parse_capabilities
 from ansible_collections.phyllome.os.plugins.module_utils import iommu as iommu_utils
 from ansible_collections.phyllome.os.plugins.module_utils import libvirt_client
 from ansible_collections.phyllome.os.plugins.module_utils.errors import InvalidInput, LibvirtFailure, MissingLibrary
-from ansible_collections.phyllome.os.plugins.module_utils.kernel_args import arg_key, kernel_args
+from ansible_collections.phyllome.os.plugins.module_utils.kernel_args import arg_key, kernel_args, running_cmdline
 
 PASS, WARN, FAIL, SKIP = 'pass', 'warn', 'fail', 'skip'
 _SEVERITY = {SKIP: 0, PASS: 0, WARN: 1, FAIL: 2}
@@ -31,10 +32,6 @@ _SEVERITY = {SKIP: 0, PASS: 0, WARN: 1, FAIL: 2}
 # Phyllome OS's VM model needs these (phyllome-os.md: "QEMU >= 7.0, libvirt >= 8.6").
 MIN_QEMU = (7, 0, 0)
 MIN_LIBVIRT = (8, 6, 0)
-
-# Phyllome hosts are x86-64 and their guests use the q35 machine.
-GUEST_ARCH = 'x86_64'
-GUEST_MACHINE = 'q35'
 
 # The user QEMU runs as when /etc/libvirt/qemu.conf does not say: Fedora's, then Debian's.
 QEMU_USERS = ('qemu', 'libvirt-qemu')
@@ -70,7 +67,7 @@ def version_tuple(text):
 
 def read_cmdline(fs):
     """/proc/cmdline as written and as the kernel's arguments (kernel_args.KernelArg, before any `--`)."""
-    raw = fs.read_text('/proc/cmdline')
+    raw = running_cmdline(fs)
     return {'raw': raw, 'parsed': kernel_args(raw)}
 
 
@@ -369,25 +366,6 @@ def find_programs(fs, names, path=SYSTEM_PATH):
 
 # ---------------------------------------------------------------- libvirt
 
-def parse_capabilities(xml_text, arch=GUEST_ARCH, machine=GUEST_MACHINE):
-    """Domain types, emulator and machine support for hvm guests of `arch` from a capabilities XML."""
-    root = ET.fromstring(xml_text)
-    facts = {'host_arch': root.findtext('host/cpu/arch'), 'arch': arch, 'domain_types': [],
-             'emulator': None, 'machine': machine, 'machine_offered': False}
-    for guest in root.findall('guest'):
-        arch_el = guest.find('arch')
-        if guest.findtext('os_type') != 'hvm' or arch_el is None or arch_el.get('name') != arch:
-            continue
-        facts['emulator'] = arch_el.findtext('emulator')
-        machines = {m.text for m in arch_el.findall('machine')} | {m.text for m in guest.findall('arch/domain/machine')}
-        facts['machine_offered'] = facts['machine_offered'] or machine in machines
-        for domain in arch_el.findall('domain'):
-            if domain.get('type') not in facts['domain_types']:
-                facts['domain_types'].append(domain.get('type'))
-    facts['domain_types'].sort()
-    return facts
-
-
 def read_libvirt(uri, open_connection=libvirt_client.open_connection):
     """What a read-only connection to `uri` tells: versions and the domain types offered.
 
@@ -418,7 +396,7 @@ def read_libvirt(uri, open_connection=libvirt_client.open_connection):
         'hypervisor_version': libvirt_client.version_string(raw['hypervisor_version']),
     })
     try:
-        facts.update(parse_capabilities(raw['capabilities']))
+        facts.update(parse_capabilities(raw['capabilities'], arch=GUEST_ARCH))
     except ET.ParseError as exc:
         facts['error'] = 'unreadable capabilities XML: %s' % exc
     return facts

@@ -15,7 +15,7 @@ from __future__ import annotations
 import posixpath
 
 from ansible_collections.phyllome.os.plugins.module_utils.cpu import vendor_kind
-from ansible_collections.phyllome.os.plugins.module_utils.kernel_args import arg_key, kernel_args, normalize_name
+from ansible_collections.phyllome.os.plugins.module_utils.kernel_args import arg_key, normalize_name, running_kernel_args
 
 # Unit kinds, by the kernel's own names for them:
 #   intel   Intel VT-d, "DMAR" (/sys/class/iommu/dmarN)
@@ -268,7 +268,7 @@ def detect_iommu(fs, cmdline_args=None):
       kernel_args: the IOMMU-related arguments of the command line, as written
     """
     if cmdline_args is None:
-        cmdline_args = kernel_args(fs.read_text('/proc/cmdline'))
+        cmdline_args = running_kernel_args(fs)
     units = read_units(fs)
     groups = group_numbers(fs)
     kinds = [u['kind'] for u in units]

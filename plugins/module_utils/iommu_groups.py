@@ -26,7 +26,7 @@ from ansible_collections.phyllome.os.plugins.module_utils import pci, usb
 from ansible_collections.phyllome.os.plugins.module_utils.cpu import read_cpu
 from ansible_collections.phyllome.os.plugins.module_utils.errors import NotFound
 from ansible_collections.phyllome.os.plugins.module_utils.iommu import SYSFS_IOMMU_GROUPS, detect_iommu, diagnose, explain, group_numbers
-from ansible_collections.phyllome.os.plugins.module_utils.kernel_args import kernel_args
+from ansible_collections.phyllome.os.plugins.module_utils.kernel_args import running_kernel_args
 
 VERDICT_VIABLE = 'viable'
 VERDICT_WHOLE_GROUP = 'needs_whole_group'
@@ -435,7 +435,7 @@ def gather(fs):
     if not fs.is_dir('/sys'):
         raise NotFound('%s has no sys directory: root must be / or a recorded host tree' % fs.root, root=fs.root)
     # detect_iommu and the advice read the same arguments (kernel_args.KernelArg).
-    args = kernel_args(fs.read_text('/proc/cmdline'))
+    args = running_kernel_args(fs)
     iommu = detect_iommu(fs, args)
     ids = pci.read_ids(fs)
     devices = pci.read_devices(fs, ids)

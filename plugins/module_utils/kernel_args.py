@@ -133,6 +133,16 @@ def tokenize(text):
         tokens.append((start, pos, parse_arg(text[start:pos])))
 
 
+def running_cmdline(fs):
+    """The running kernel's command line as /proc/cmdline (below HostFS `fs`) holds it, or None without one."""
+    return fs.read_text('/proc/cmdline')
+
+
+def running_kernel_args(fs):
+    """The running kernel's arguments (KernelArg, those before a bare `--`); [] without a /proc/cmdline."""
+    return kernel_args(running_cmdline(fs))
+
+
 def kernel_args(text):
     """The arguments the kernel parses from `text` (those before a bare `--`)."""
     args = []

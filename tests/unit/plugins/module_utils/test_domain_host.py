@@ -38,23 +38,6 @@ def test_host_without_ovmf_or_swtpm():
     assert host.tpm_emulator is False
 
 
-def test_capabilities():
-    caps = fixture('capabilities-qemu.xml')
-    assert domain_host.host_arch(caps) == 'x86_64'
-    assert domain_host.capability_domain_types(caps, 'x86_64')[:2] == ['qemu', 'kvm']
-
-
-def test_test_driver_capabilities():
-    libvirt = pytest.importorskip('libvirt')
-    conn = libvirt.open('test:///default')
-    try:
-        caps = conn.getCapabilities()
-    finally:
-        conn.close()
-    arch = domain_host.host_arch(caps)
-    assert domain_host.capability_domain_types(caps, arch) == ['test']
-
-
 POOL = """<pool type='dir'><name>images</name><target><path>/var/lib/libvirt/images/</path></target></pool>"""
 LOGICAL = """<pool type='logical'><name>vg</name><target><path>/dev/vg</path></target></pool>"""
 

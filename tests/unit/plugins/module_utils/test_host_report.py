@@ -471,13 +471,6 @@ def test_check_swtpm(host_tree_copy, files, verdict, found):
 
 # ---------------------------------------------------------------- libvirt
 
-def test_parse_capabilities():
-    assert hr.parse_capabilities(CAPABILITIES) == {
-        'host_arch': 'x86_64', 'arch': 'x86_64', 'domain_types': ['kvm', 'qemu'],
-        'emulator': '/usr/bin/qemu-system-x86_64', 'machine': 'q35', 'machine_offered': True}
-    assert hr.parse_capabilities(CAPABILITIES, arch='aarch64')['domain_types'] == []
-
-
 class FakeConn:
     def __init__(self, libvirt_version=9000000, qemu_version=7002022, driver='QEMU', capabilities=CAPABILITIES):
         self.values = (driver, libvirt_version, qemu_version, capabilities)

@@ -1,0 +1,42 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the phyllome.os collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""libvirt's host capabilities XML (`virsh capabilities`), read once for every module.
+
+host_info reports what it offers; the domain module picks a domain type from
+it on drivers without domain capabilities. Standard-library XML: host_info
+needs no lxml.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+# The guests Phyllome OS defines.
+GUEST_ARCH = 'x86_64'
+GUEST_MACHINE = 'q35'
+
+
+def parse_capabilities(xml_text, arch=None, machine=GUEST_MACHINE):
+    """Domain types, emulator and machine support for hvm guests of `arch` (default: the host's own arch).
+
+    Returns host_arch, arch, domain_types (sorted), emulator, machine and
+    machine_offered (whether `machine` is listed for that arch).
+    """
+    root = ET.fromstring(xml_text)
+    host_arch = root.findtext('host/cpu/arch')
+    arch = arch or host_arch or GUEST_ARCH
+    facts = {'host_arch': host_arch, 'arch': arch, 'domain_types': [],
+             'emulator': None, 'machine': machine, 'machine_offered': False}
+    for guest in root.findall('guest'):
+        arch_el = guest.find('arch')
+        if guest.findtext('os_type') != 'hvm' or arch_el is None or arch_el.get('name') != arch:
+            continue
+        facts['emulator'] = arch_el.findtext('emulator')
+        machines = {m.text for m in arch_el.findall('machine')} | {m.text for m in guest.findall('arch/domain/machine')}
+        facts['machine_offered'] = facts['machine_offered'] or machine in machines
+        for domain in arch_el.findall('domain'):
+            if domain.get('type') not in facts['domain_types']:
+                facts['domain_types'].append(domain.get('type'))
+    facts['domain_types'].sort()
+    return facts
