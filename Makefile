@@ -32,8 +32,9 @@ INTEGRATION_TARGETS ?=
 SANITY_FLAGS ?=
 
 .PHONY: ansible-test-pip test run deps sysdeps venv tree sanity units integration lint docs docs-check build bench lab-up lab-down clean
+.PHONY: test-libvirtd-up test-libvirtd-down isolation-check
 
-test: sanity lint units docs-check build integration
+test: sanity lint units docs-check build isolation-check
 
 # The main job; INVENTORY and RUN_ARGS point it at a fleet, e.g.
 #   ./dev run INVENTORY=inventory.yml RUN_ARGS="-e host_report_dir=/tmp/reports"
@@ -81,18 +82,34 @@ sanity: tree ansible-test-pip
 units: tree
 	cd $(COLL) && ansible-test units --local --python $(PY_VERSION) --color no
 
-integration: tree lab-up
+# The integration tests talk only to the private libvirtd of
+# tests/lab/libvirtd.sh (its own namespaces, directories and socket), never to
+# the machine's qemu:///system; its URI reaches the targets as the variable
+# phyllome_test_uri of tests/integration/integration_config.yml in the copy.
+integration: tree test-libvirtd-up
 	@# the test guests' cache (tests/guests/) outlives the copy: link it in
 	mkdir -p tests/guests/cache
 	mkdir -p $(COLL)/tests/guests
 	ln -sfn $(CURDIR)/tests/guests/cache $(COLL)/tests/guests/cache
+	tests/lab/libvirtd.sh integration-config > $(COLL)/tests/integration/integration_config.yml
 	cd $(COLL) && ansible-test integration --local --python $(PY_VERSION) --color no $(INTEGRATION_TARGETS)
 
-lab-up: sysdeps
+# `make test` runs the integration tests beside a stand-in of an admin's
+# libvirtd (with a running domain, a network and a pool) and fails unless
+# that daemon, its objects and its files come out of the run untouched, the
+# private daemon's `down` included (tests/lab/isolation-check.sh).
+isolation-check: sysdeps
+	tests/lab/isolation-check.sh $(MAKE) --no-print-directory integration
+
+test-libvirtd-up: sysdeps
 	tests/lab/libvirtd.sh up
 
-lab-down:
+test-libvirtd-down:
 	tests/lab/libvirtd.sh down
+
+lab-up: test-libvirtd-up
+
+lab-down: test-libvirtd-down
 
 lint: deps
 	ansible-lint --profile production --offline
@@ -115,7 +132,7 @@ build: deps
 	  | tee $(BUILD)/host_info.txt | grep -q '^> MODULE phyllome.os.host_info' || { cat $(BUILD)/host_info.txt; exit 1; }
 	@echo "build: tarball installs and ansible-doc renders from it"
 
-bench: deps lab-up
+bench: deps test-libvirtd-up
 	$(BIN)/python bench/run.py $(BENCH)
 
 clean:

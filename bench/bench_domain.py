@@ -2,10 +2,11 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """phyllome.os.domain beside community.libvirt's virt: define 50 domains, then run the same play again.
 
-Both modules get the same full domain XML (virt: command: define) on the real
-libvirtd of tests/lab/libvirtd.sh (qemu:///system). The second run of each
-play is a no-op; ours must report zero changes. Prints both modules' times,
-their ratio, and Ansible's own floor (a loop of as many ansible.builtin.ping).
+Both modules get the same full domain XML (virt: command: define) on the
+private libvirtd of tests/lab/libvirtd.sh (its own socket, never the machine's
+qemu:///system). The second run of each play is a no-op; ours must report zero
+changes. Prints both modules' times, their ratio, and Ansible's own floor (a
+loop of as many ansible.builtin.ping).
 The domains are never started and are undefined at the end.
 """
 
@@ -16,10 +17,10 @@ import shutil
 import subprocess
 import tempfile
 
-from common import REPO, print_table, run_playbook
+from common import lab_libvirtd, print_table, run_playbook, test_uri
 
 DOMAINS = 50
-URI = 'qemu:///system'
+URI = test_uri()
 
 XML = """<domain type='qemu'>
   <name>{{ prefix }}-{{ item }}</name>
@@ -53,12 +54,12 @@ PLAY = """- hosts: localhost
 """
 
 OURS = """phyllome.os.domain:
-        uri: %s
+        uri: "%s"
         xml: "{{ xml }}"
 """ % URI
 
 PEER = """community.libvirt.virt:
-        uri: %s
+        uri: "%s"
         command: define
         xml: "{{ xml }}"
 """ % URI
@@ -89,7 +90,7 @@ def undefine(prefix):
 
 
 def main():
-    subprocess.run([os.path.join(REPO, 'tests', 'lab', 'libvirtd.sh'), 'up'], check=True)
+    lab_libvirtd('up')
     work = tempfile.mkdtemp(prefix='phyllome-bench-domain-')
     os.chmod(work, 0o755)
     image = os.path.join(work, 'disk.img')

@@ -18,6 +18,18 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV_BIN = os.path.join(REPO, '.venv', 'bin')
 COLLECTIONS = os.path.join(REPO, '.build', 'collections')
+# the private libvirtd of the tests and benchmarks (never the machine's own)
+LAB_LIBVIRTD = os.path.join(REPO, 'tests', 'lab', 'libvirtd.sh')
+
+
+def lab_libvirtd(command):
+    """Run `tests/lab/libvirtd.sh command` (up, uri...); return its output."""
+    return subprocess.run([LAB_LIBVIRTD, command], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def test_uri():
+    """The URI of the private test libvirtd: qemu+unix:///system?socket=<its tree>/run/libvirt/libvirt-sock."""
+    return lab_libvirtd('uri')
 
 
 def ansible_env(extra=None):

@@ -41,7 +41,8 @@ import xml.etree.ElementTree as ET
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NETNS = os.environ.get('PHYLLOME_TEST_NETNS', 'phyllome-test')
-URI = 'qemu:///system'
+# the private test libvirtd: `tests/lab/libvirtd.sh uri` says where it answers
+LAB_LIBVIRTD = os.path.join(os.path.dirname(HERE), 'lab', 'libvirtd.sh')
 SUITE = 'bookworm'
 READY = 'PHYLLOME-GUEST-READY'
 QEMU_NS = 'http://libvirt.org/schemas/domain/qemu/1.0'
@@ -648,8 +649,17 @@ def wait_for_serial(path, pattern, timeout=120.0, offset=0, interval=0.2):
         time.sleep(interval)
 
 
-def wait_for_state(name, state, timeout=60.0, uri=URI, interval=0.2):
-    """Wait until `virsh domstate name` says `state` (e.g. "shut off"); return the seconds waited."""
+def test_uri():
+    """The URI of the private test libvirtd of tests/lab/libvirtd.sh (never the machine's qemu:///system)."""
+    return run([LAB_LIBVIRTD, 'uri']).strip()
+
+
+def wait_for_state(name, state, timeout=60.0, uri=None, interval=0.2):
+    """Wait until `virsh domstate name` says `state` (e.g. "shut off"); return the seconds waited.
+
+    uri: the libvirt URI; default: the private test libvirtd's.
+    """
+    uri = uri or test_uri()
     start = time.monotonic()
     current = None
     while True:
@@ -829,7 +839,7 @@ def _parser():
     cmd.add_argument('name')
     cmd.add_argument('state', help='e.g. "running", "shut off"')
     cmd.add_argument('--timeout', type=float, default=60.0)
-    cmd.add_argument('--uri', default=URI)
+    cmd.add_argument('--uri', default=None, help='libvirt URI (default: tests/lab/libvirtd.sh uri)')
 
     cmd = sub.add_parser('clean', help='remove cache entries no current recipe produces')
     cmd.add_argument('--all', action='store_true', help='remove the whole cache')

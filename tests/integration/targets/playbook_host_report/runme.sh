@@ -9,6 +9,15 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 mkdir -p "$work/project" "$work/inventory" "$work/env" "$work/reports"
+# the private libvirtd of tests/lab/libvirtd.sh, never the machine's
+# qemu:///system: `make integration` writes its URI into the copy's
+# tests/integration/integration_config.yml
+uri=$(python - "$collection_root/tests/integration/integration_config.yml" <<'EOP'
+import sys, yaml
+with open(sys.argv[1]) as f:
+    print(yaml.safe_load(f)['phyllome_test_uri'])
+EOP
+)
 cp "$collection_root/playbooks/host_report.yml" "$work/project/"
 python=$(command -v python)
 cat > "$work/inventory/hosts.yml" <<EOI
@@ -20,6 +29,7 @@ all:
 EOI
 cat > "$work/env/extravars" <<EOI
 host_report_dir: $work/reports
+host_report_uri: "$uri"
 host_report_fail_on_fail: false
 EOI
 
@@ -28,10 +38,10 @@ ansible-runner run "$work" -p host_report.yml --ident job1 </dev/null >"$work/st
   exit 1
 }
 
-python - "$work" <<'EOP'
+python - "$work" "$uri" <<'EOP'
 import glob, json, os, sys
 
-work = sys.argv[1]
+work, uri = sys.argv[1:3]
 artifacts = os.path.join(work, 'artifacts', 'job1')
 status = open(os.path.join(artifacts, 'status')).read().strip()
 rc = open(os.path.join(artifacts, 'rc')).read().strip()
@@ -51,5 +61,7 @@ assert result['checks'], 'no checks in the report'
 with open(os.path.join(work, 'reports', 'localhost.json')) as f:
     report = json.load(f)
 assert report['checks'] == result['checks']
+assert result['host']['libvirt']['uri'] == uri, result['host']['libvirt']
+assert result['host']['libvirt']['reachable'], result['host']['libvirt']
 print('ansible-runner job: status %s, %d checks, verdict %s' % (status, len(result['checks']), result['verdict']))
 EOP
