@@ -1,7 +1,9 @@
 # Task runner of the phyllome.os collection.
 #
-#   make run          install everything, run the main job (playbooks/host_report.yml on localhost)
-#   make test         install everything, run every test: sanity, lint, units, integration, docs check
+#   make run          install everything, converge a bare lab host into a Phyllome OS host, boot a VM on it
+#   make test         install everything, run every test: sanity, lint, units, docs, build, integration, lab
+#   make report       the readiness report (playbooks/host_report.yml) of INVENTORY (default: this machine)
+#   make lab-up | lab-down | lab-test   the lab's bare hosts (tests/lab/hosts.sh)
 #   make sanity | units | integration | lint | docs | build | bench | clean
 #
 # Every target installs what it needs: Debian packages through
@@ -32,16 +34,24 @@ INTEGRATION_TARGETS ?=
 SANITY_FLAGS ?=
 
 .PHONY: ansible-test-pip test run deps sysdeps venv tree sanity units integration lint docs docs-check build bench lab-up lab-down clean
-.PHONY: test-libvirtd-up test-libvirtd-down isolation-check
+.PHONY: test-libvirtd-up test-libvirtd-down isolation-check report lab-test
 
-test: sanity lint units docs-check build isolation-check
+test: sanity lint units docs-check build isolation-check lab-test
 
-# The main job; INVENTORY and RUN_ARGS point it at a fleet, e.g.
-#   ./dev run INVENTORY=inventory.yml RUN_ARGS="-e host_report_dir=/tmp/reports"
+# The main job: converge a bare lab host into a Phyllome OS host and boot a
+# VM on it (tests/lab/run.sh; LAB_HOSTS=N for more hosts, SITE_ARGS for
+# site.yml). The hosts stay up until `make lab-down`.
+LAB_HOSTS ?= 1
+SITE_ARGS ?=
+run: deps
+	LAB_HOSTS=$(LAB_HOSTS) SITE_ARGS="$(SITE_ARGS)" RUN_ARGS="$(RUN_ARGS)" tests/lab/run.sh
+
+# The readiness report alone; INVENTORY and RUN_ARGS point it at a fleet, e.g.
+#   ./dev report INVENTORY=inventory.yml RUN_ARGS="-e host_report_dir=/tmp/reports"
 INVENTORY ?= playbooks/inventory/localhost.yml
 RUN_ARGS ?=
 
-run: deps
+report: deps
 	ansible-playbook -i $(INVENTORY) playbooks/host_report.yml $(RUN_ARGS)
 
 deps: sysdeps venv $(COLLECTIONS)/ansible_collections/phyllome/os
@@ -107,9 +117,21 @@ test-libvirtd-up: sysdeps
 test-libvirtd-down:
 	tests/lab/libvirtd.sh down
 
-lab-up: test-libvirtd-up
+# The lab's bare hosts (tests/lab/hosts.sh): systemd-nspawn containers, each
+# in a network namespace of its own, fed from a local package repository.
+lab-up: deps
+	tests/lab/hosts.sh up $(LAB_HOSTS)
 
+# Ends only what the lab and the tests started (recorded pids), keeps caches.
 lab-down: test-libvirtd-down
+	tests/lab/hosts.sh down
+	tests/lab/hosts.sh check-clean
+
+# The lab end to end through ansible-runner: bare host, check mode, bad
+# input, converge, converge again (changed=0), check mode (changed=0), a UEFI
+# + TPM VM boots inside, teardown leaves nothing.
+lab-test: deps
+	pytest -p no:cacheprovider -v tests/lab/test_lab.py
 
 lint: deps
 	ansible-lint --profile production --offline
@@ -126,10 +148,13 @@ build: deps
 	rm -rf $(BUILD)/dist $(BUILD)/installed
 	ansible-galaxy collection build --force --output-path $(BUILD)/dist .
 	ANSIBLE_COLLECTIONS_PATH=$(abspath $(BUILD))/installed \
-	  ansible-galaxy collection install --offline --force -p $(BUILD)/installed $(BUILD)/dist/phyllome-os-*.tar.gz
+	  ansible-galaxy collection install --offline --no-deps --force -p $(BUILD)/installed $(BUILD)/dist/phyllome-os-*.tar.gz
 	@# ansible-doc exits 0 on a plugin it cannot load: look for the rendered page.
 	ANSIBLE_COLLECTIONS_PATH=$(abspath $(BUILD))/installed ansible-doc phyllome.os.host_info 2>&1 \
 	  | tee $(BUILD)/host_info.txt | grep -q '^> MODULE phyllome.os.host_info' || { cat $(BUILD)/host_info.txt; exit 1; }
+	@# the role's argument spec is its manual too
+	ANSIBLE_COLLECTIONS_PATH=$(abspath $(BUILD))/installed ansible-doc -t role phyllome.os.host 2>&1 \
+	  | tee $(BUILD)/host_role.txt | grep -q 'phyllome_host_package_sources' || { cat $(BUILD)/host_role.txt; exit 1; }
 	@echo "build: tarball installs and ansible-doc renders from it"
 
 bench: deps test-libvirtd-up

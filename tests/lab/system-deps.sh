@@ -13,6 +13,8 @@ packages=(
   pci.ids usb.ids
   # small test guests built from Debian's packages (tests/guests/)
   busybox-static cpio kmod debootstrap fdisk e2fsprogs openssh-client socat
+  # the lab's bare hosts (tests/lab/hosts.sh): nspawn, a local package repository
+  systemd-container dpkg-dev
   # tools
   git make rsync shellcheck
 )

@@ -1,0 +1,327 @@
+#!/usr/bin/env bash
+# The lab: disposable bare Debian hosts to converge with the host role.
+#
+#   hosts.sh up [N]      build (or reuse) the caches, boot N hosts (default $LAB_HOSTS or 1)
+#   hosts.sh down        stop every lab host by its recorded pid, remove its namespace and copy
+#   hosts.sh status      list the lab hosts and whether they answer
+#   hosts.sh inventory   print the path of the inventory `up` wrote
+#   hosts.sh check-clean fail when anything of the lab is left (after `down`)
+#
+# Each host is a systemd-nspawn container booted from a debootstrap minbase
+# root, in a network namespace of its own (nothing of it listens or routes in
+# the machine's namespace), reached by Ansible over SSH through
+# `ip netns exec NS socat`. It has no route to any package registry: its
+# packages come from a local file repository built here from the host role's
+# own package list (roles/host/vars/Debian.yml) and bind-mounted read-only, as
+# on an air-gapped fleet. /dev/kvm is not handed in (the role would change the
+# machine's node), so guests in the lab run under TCG.
+# CAP_NET_ADMIN and a writable /proc/sys/net (for libvirt's bridges) apply to
+# the host's own network namespace only.
+#
+# Everything started is recorded (pid files, namespace names, mounts) under
+# $LAB_DIR and stopped from those records, never by process name. The caches
+# (root file system, package repository) outlive `down`.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo_root=$(cd "$here/../.." && pwd)
+LAB_DIR=${LAB_DIR:-$repo_root/.build/lab}
+LAB_CACHE=${LAB_CACHE:-$here/cache}
+LAB_PREFIX=${LAB_PREFIX:-phyllome-lab}
+LAB_HOSTS=${LAB_HOSTS:-1}
+SUITE=bookworm
+# What a bare host has: enough for systemd, SSH and Ansible (python3-apt is
+# what ansible.builtin.apt needs, also in check mode).
+BARE_INCLUDE=systemd,systemd-sysv,dbus,udev,python3,python3-apt,iproute2,openssh-server
+REPO_MOUNT=/srv/phyllome-repo
+
+log() { printf '%s lab: %s\n' "$(date +%T)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+step_start=0
+step() { step_start=$(date +%s.%N); log "$*"; }
+step_done() { log "  done in $(awk -v s="$step_start" -v e="$(date +%s.%N)" 'BEGIN{printf "%.1f s", e-s}')"; }
+
+# The Debian mirror this machine's apt uses (deb822 .sources or one-line .list).
+debian_mirror() {
+  local m
+  m=$(grep -hs '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' | grep -v -- '-security' | head -n1 || true)
+  if [ -z "$m" ]; then
+    m=$(grep -hsE '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
+      | awk '{for (i=2;i<=NF;i++) if ($i ~ /^[a-z]+:\/\//) {print $i; exit}}' | grep -v -- '-security' | head -n1 || true)
+  fi
+  [ -n "$m" ] || die "no Debian mirror found in /etc/apt/sources.list*"
+  echo "$m"
+}
+
+# The role's package list for the Debian family and the headless edition.
+role_packages() {
+  "$repo_root/.venv/bin/python" - "$repo_root/roles/host/vars/Debian.yml" <<'EOP'
+import sys, yaml
+with open(sys.argv[1]) as f:
+    data = yaml.safe_load(f)
+print(' '.join(data['__phyllome_host_packages'] + data['__phyllome_host_edition_packages']['headless']))
+EOP
+}
+
+rootfs_dir() { echo "$LAB_CACHE/rootfs-$SUITE"; }
+
+build_rootfs() {
+  local dest tmp mirror
+  dest=$(rootfs_dir)
+  if [ -f "$dest/.phyllome-lab-stamp" ] && [ "$(cat "$dest/.phyllome-lab-stamp")" = "$BARE_INCLUDE" ]; then
+    return 0
+  fi
+  step "building the bare root file system (debootstrap $SUITE minbase)"
+  mirror=$(debian_mirror)
+  rm -rf "$dest" "$dest.tmp"
+  mkdir -p "$LAB_CACHE"
+  tmp=$dest.tmp
+  # debootstrap mounts /proc and /sys in the target: a private mount
+  # namespace keeps those mounts from outliving it.
+  unshare -m --propagation private \
+    debootstrap --variant=minbase --include="$BARE_INCLUDE" "$SUITE" "$tmp" "$mirror" \
+    >"$LAB_CACHE/debootstrap.log" 2>&1 || { tail -n 30 "$LAB_CACHE/debootstrap.log" >&2; die "debootstrap failed"; }
+  # A bare host: no apt source (the role brings them), no SSH host keys
+  # (each host makes its own), no machine id.
+  : >"$tmp/etc/apt/sources.list"
+  rm -f "$tmp"/etc/apt/sources.list.d/* "$tmp"/etc/ssh/ssh_host_*
+  : >"$tmp/etc/machine-id"
+  rm -rf "$tmp/var/cache/apt/archives/"*.deb "$tmp/var/lib/apt/lists/"*_Packages
+  echo "$BARE_INCLUDE" >"$tmp/.phyllome-lab-stamp"
+  mv "$tmp" "$dest"
+  step_done
+}
+
+# A file repository with the role's packages and everything they need beyond
+# the bare root, resolved against the bare root's own dpkg status.
+build_repo() {
+  local pkgs key dest tmp
+  pkgs=$(role_packages)
+  key=$(printf '%s\n%s\n' "$pkgs" "$BARE_INCLUDE" | sha256sum | cut -c1-12)
+  dest=$LAB_CACHE/repo-$key
+  if [ -f "$dest/Packages" ]; then
+    echo "$dest"
+    return 0
+  fi
+  step "building the local package repository ($(wc -w <<<"$pkgs") packages and their dependencies)"
+  tmp=$dest.tmp
+  rm -rf "$tmp"
+  mkdir -p "$tmp/partial"
+  local download=(apt-get -y -q --download-only --no-install-recommends
+    -o Dir::State::status="$(rootfs_dir)/var/lib/dpkg/status"
+    -o Dir::Cache::archives="$tmp" install)
+  # shellcheck disable=SC2086 # the package list is words
+  if ! "${download[@]}" $pkgs >"$LAB_CACHE/repo.log" 2>&1; then
+    log "  apt-get download failed; refreshing apt's lists and trying again"
+    apt-get update -q >>"$LAB_CACHE/repo.log" 2>&1
+    # shellcheck disable=SC2086
+    "${download[@]}" $pkgs >>"$LAB_CACHE/repo.log" 2>&1 || { tail -n 30 "$LAB_CACHE/repo.log" >&2; die "package download failed"; }
+  fi
+  rm -rf "$tmp/partial" "$tmp/lock"
+  (cd "$tmp" && dpkg-scanpackages -m . >Packages 2>>"$LAB_CACHE/repo.log")
+  rm -rf "$dest"
+  mv "$tmp" "$dest"
+  log "  $(find "$dest" -name '*.deb' | wc -l) packages, $(du -sh "$dest" | cut -f1)"
+  step_done >&2
+  echo "$dest"
+}
+
+host_names() {
+  local n=$1 i
+  for i in $(seq 1 "$n"); do echo "lab$i"; done
+}
+
+recorded_hosts() {
+  [ -d "$LAB_DIR/hosts" ] || return 0
+  find "$LAB_DIR/hosts" -mindepth 1 -maxdepth 1 -type d -printf '%f\n' | sort
+}
+
+netns_of() { echo "$LAB_PREFIX-$1"; }
+
+ssh_to() {
+  local name=$1; shift
+  ssh -q -i "$LAB_DIR/id_ed25519" -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+    -o ConnectTimeout=5 -o ProxyCommand="ip netns exec $(netns_of "$name") socat - TCP:127.0.0.1:22" \
+    "root@$name" "$@"
+}
+
+answers() {
+  local ns=$1 banner
+  banner=$(timeout 3 ip netns exec "$ns" socat -T2 - TCP:127.0.0.1:22 </dev/null 2>/dev/null | head -c 8 || true)
+  [ "$banner" = "SSH-2.0-" ]
+}
+
+start_host() {
+  local name=$1 repo=$2 dir ns pid
+  dir=$LAB_DIR/hosts/$name
+  ns=$(netns_of "$name")
+  if [ -f "$dir/pid" ] && kill -0 "$(cat "$dir/pid")" 2>/dev/null; then
+    log "$name is already running (pid $(cat "$dir/pid"))"
+    return 0
+  fi
+  step "booting $name (systemd-nspawn in network namespace $ns)"
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  cp -a --reflink=auto "$(rootfs_dir)" "$dir/root"
+  local root=$dir/root
+  echo "$name" >"$root/etc/hostname"
+  printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\tlocalhost ip6-localhost ip6-loopback\n' "$name" >"$root/etc/hosts"
+  systemd-id128 new >"$root/etc/machine-id"
+  ssh-keygen -q -A -f "$root"
+  mkdir -p "$root/etc/ssh/sshd_config.d" "$root/root/.ssh" "$root$REPO_MOUNT"
+  printf 'ListenAddress 127.0.0.1\nPasswordAuthentication no\n' >"$root/etc/ssh/sshd_config.d/phyllome-lab.conf"
+  install -m 0600 "$LAB_DIR/id_ed25519.pub" "$root/root/.ssh/authorized_keys"
+  chmod 0700 "$root/root/.ssh"
+
+  if ! ip netns list | awk '{print $1}' | grep -qx "$ns"; then
+    ip netns add "$ns"
+    echo "$ns" >"$dir/netns"
+  fi
+  ip netns exec "$ns" ip link set lo up
+  # /proc/sys/net is the host's own namespace's: writable, for libvirt's bridges.
+  SYSTEMD_NSPAWN_API_VFS_WRITABLE=network \
+    setsid systemd-nspawn --quiet -D "$root" --boot --register=no --keep-unit --machine="$name" \
+    --network-namespace-path="/run/netns/$ns" --capability=CAP_NET_ADMIN \
+    --bind-ro="$repo:$REPO_MOUNT" --console=passive \
+    </dev/null >"$dir/nspawn.log" 2>&1 &
+  pid=$!
+  echo "$pid" >"$dir/pid"
+  for _ in $(seq 1 120); do
+    if answers "$ns"; then
+      step_done
+      return 0
+    fi
+    kill -0 "$pid" 2>/dev/null || { cat "$dir/nspawn.log" >&2; die "$name exited while booting"; }
+    sleep 0.5
+  done
+  cat "$dir/nspawn.log" >&2
+  die "$name did not answer on SSH within 60 s"
+}
+
+stop_host() {
+  local name=$1 dir ns pid
+  dir=$LAB_DIR/hosts/$name
+  ns=$(netns_of "$name")
+  if [ -f "$dir/pid" ]; then
+    pid=$(cat "$dir/pid")
+    # Only the process we started: it must still be a systemd-nspawn on our root.
+    if kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "-D $dir/root"; then
+      log "stopping $name (pid $pid)"
+      # systemd-nspawn turns SIGTERM into an orderly poweroff of the container.
+      kill -TERM "$pid" 2>/dev/null || true
+      for _ in $(seq 1 60); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.5
+      done
+      if kill -0 "$pid" 2>/dev/null; then
+        log "  $name did not power off in 30 s: killing it"
+        kill -KILL "$pid" 2>/dev/null || true
+        sleep 1
+      fi
+    fi
+    rm -f "$dir/pid"
+  fi
+  if [ -f "$dir/netns" ]; then
+    ip netns delete "$(cat "$dir/netns")" 2>/dev/null || true
+  fi
+  rm -rf "$dir"
+}
+
+write_inventory() {
+  local repo=$1 inv=$LAB_DIR/inventory.yml name
+  shift
+  {
+    echo "# Written by tests/lab/hosts.sh: the lab's bare hosts, reached over SSH"
+    echo "# inside their own network namespaces."
+    echo "all:"
+    echo "  children:"
+    echo "    phyllome_hosts:"
+    echo "      hosts:"
+    for name in "$@"; do
+      echo "        $name:"
+      echo "          ansible_host: $name"
+      echo "          ansible_ssh_common_args: >-"
+      echo "            -o ProxyCommand=\"ip netns exec $(netns_of "$name") socat - TCP:127.0.0.1:22\""
+      echo "            -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
+    done
+    echo "      vars:"
+    echo "        ansible_user: root"
+    echo "        ansible_ssh_private_key_file: $LAB_DIR/id_ed25519"
+    echo "        ansible_python_interpreter: /usr/bin/python3"
+    echo "        # Air-gapped: the lab's local repository is the only package source."
+    echo "        phyllome_host_package_sources:"
+    echo "          - deb [trusted=yes] file:$REPO_MOUNT ./"
+    echo "        # A property of the container, not of a real host: its cgroup v1"
+    echo "        # hierarchy is read-only, so QEMU must not ask for controllers."
+    echo "        phyllome_host_qemu_conf:"
+    echo "          cgroup_controllers: []"
+    echo "          vnc_listen: 127.0.0.1"
+    echo "          spice_listen: 127.0.0.1"
+  } >"$inv.tmp"
+  mv "$inv.tmp" "$inv"
+  echo "# repository: $repo" >>"$inv"
+}
+
+up() {
+  local n=${1:-$LAB_HOSTS} repo name
+  command -v systemd-nspawn >/dev/null || die "systemd-nspawn is missing (Debian package systemd-container)"
+  mkdir -p "$LAB_DIR/hosts"
+  build_rootfs
+  repo=$(build_repo)
+  [ -f "$LAB_DIR/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C phyllome-lab -f "$LAB_DIR/id_ed25519"
+  mapfile -t names < <(host_names "$n")
+  for name in "${names[@]}"; do
+    start_host "$name" "$repo"
+  done
+  write_inventory "$repo" "${names[@]}"
+  log "inventory: $LAB_DIR/inventory.yml"
+}
+
+down() {
+  local name
+  for name in $(recorded_hosts); do
+    stop_host "$name"
+  done
+  rm -f "$LAB_DIR/inventory.yml"
+}
+
+status() {
+  local name ns
+  for name in $(recorded_hosts); do
+    ns=$(netns_of "$name")
+    if answers "$ns"; then echo "$name: up (pid $(cat "$LAB_DIR/hosts/$name/pid"), netns $ns)"; else echo "$name: not answering"; fi
+  done
+}
+
+# After `down`: no lab process, namespace, mount, bridge or loop device left.
+check_clean() {
+  local bad=0
+  if ip netns list | awk '{print $1}' | grep -q "^$LAB_PREFIX-"; then
+    log "left: network namespaces $(ip netns list | awk '{print $1}' | grep "^$LAB_PREFIX-" | tr '\n' ' ')"; bad=1
+  fi
+  if pgrep -f -- "systemd-nspawn .*-D $LAB_DIR/" >/dev/null; then
+    log "left: systemd-nspawn processes"; bad=1
+  fi
+  if grep -qF " $LAB_DIR/" /proc/self/mountinfo; then
+    log "left: mounts under $LAB_DIR"; bad=1
+  fi
+  if losetup -a 2>/dev/null | grep -qF "$LAB_DIR/"; then
+    log "left: loop devices on $LAB_DIR"; bad=1
+  fi
+  if [ -n "$(recorded_hosts)" ]; then
+    log "left: host directories $(recorded_hosts | tr '\n' ' ')"; bad=1
+  fi
+  [ "$bad" = 0 ] && log "nothing of the lab is left"
+  return "$bad"
+}
+
+case "${1:-}" in
+  up) shift; up "$@" ;;
+  down) down ;;
+  status) status ;;
+  inventory) echo "$LAB_DIR/inventory.yml" ;;
+  check-clean) check_clean ;;
+  ssh) shift; name=$1; shift; ssh_to "$name" "$@" ;;
+  *) echo "usage: $0 up [N] | down | status | inventory | check-clean | ssh HOST [CMD...]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,186 @@
+"""The lab end to end, run the way AWX/Tower runs a job (ansible-runner: an
+inventory, extra vars, no terminal):
+
+bare host -> check mode changes nothing -> bad input refused before any change
+-> converge -> second converge changed=0 -> check mode changed=0 -> a UEFI +
+TPM VM boots inside the converged host -> the host is ready -> teardown leaves
+nothing.
+
+Run with `make lab-test` (root: it boots systemd-nspawn hosts in network
+namespaces of their own; tests/lab/hosts.sh).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+ansible_runner = pytest.importorskip('ansible_runner')
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+HOSTS = os.path.join(HERE, 'hosts.sh')
+SITE = os.path.join(ROOT, 'playbooks', 'site.yml')
+BOOT_VM = os.path.join(HERE, 'boot_vm.yml')
+HOST = 'lab1'
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason='the lab needs root')
+
+
+def sh(*args, check=True):
+    return subprocess.run(args, check=check, text=True, capture_output=True)
+
+
+def on_host(command):
+    """Run a shell command on the lab host; its stdout."""
+    return sh(HOSTS, 'ssh', HOST, command).stdout
+
+
+def etc_fingerprint():
+    """Every file, link and directory under /etc and /var/lib/libvirt, with content checksums."""
+    return on_host(
+        'cd / && find etc var/lib/dpkg/status var/lib/libvirt -xdev \\( -type f -printf "%p %m %U:%G " '
+        '-exec md5sum {} \\; \\) -o \\( ! -type f -printf "%p %y %m %l\\n" \\) 2>/dev/null | sort')
+
+
+class Job:
+    def __init__(self, runner):
+        self.runner = runner
+        self.status = runner.status
+        self.stats = runner.stats or {}
+        self.events = list(runner.events)
+
+    def changed(self):
+        return self.stats.get('changed', {}).get(HOST, 0)
+
+    def results(self, event='runner_on_ok'):
+        return [e['event_data'] for e in self.events if e.get('event') == event]
+
+    def changed_tasks(self):
+        return [r['task'] for r in self.results() if r.get('res', {}).get('changed')]
+
+    def failed_task(self):
+        failed = self.results('runner_on_failed')
+        return (failed[0]['task'], failed[0]['res'].get('msg', '')) if failed else None
+
+    def stdout(self):
+        return ''.join(e.get('stdout', '') + '\n' for e in self.events)
+
+    def fact(self, name):
+        for r in self.results():
+            facts = r.get('res', {}).get('ansible_facts', {})
+            if name in facts:
+                value = facts[name]
+        return value
+
+
+@pytest.fixture(scope='module')
+def lab():
+    # A fresh bare host, whatever an earlier run left.
+    sh(HOSTS, 'down')
+    up = sh(HOSTS, 'up', '1', check=False)
+    sys.stderr.write(up.stderr)
+    assert up.returncode == 0, up.stderr
+    inventory = sh(HOSTS, 'inventory').stdout.strip()
+    with tempfile.TemporaryDirectory(prefix='phyllome-lab-runner-') as data:
+        def job(playbook, extravars=None, cmdline=None, ident=None):
+            # One private data dir a job, as AWX gives each job its own.
+            runner = ansible_runner.run(
+                private_data_dir=tempfile.mkdtemp(dir=data), playbook=playbook, inventory=inventory, extravars=extravars or {},
+                cmdline=cmdline, ident=ident, quiet=True, json_mode=False)
+            return Job(runner)
+        yield job
+    down = sh(HOSTS, 'down', check=False)
+    assert down.returncode == 0, down.stderr
+
+
+def test_check_mode_on_a_bare_host_runs_to_the_end_and_changes_nothing(lab):
+    before = etc_fingerprint()
+    job = lab(SITE, cmdline='--check --diff', ident='bare-check')
+    assert job.status == 'successful', job.stdout()
+    assert job.changed() > 0, 'check mode on a bare host predicts no change'
+    skipped = job.fact('phyllome_host_skipped')
+    assert any('check mode' in s['reason'] for s in skipped), skipped
+    assert etc_fingerprint() == before
+
+
+@pytest.mark.parametrize('extravars, failing_task, message', [
+    ({'phyllome_host_edition': 'server'}, 'Validating arguments against arg spec', 'phyllome_host_edition'),
+    ({'phyllome_host_reboot': 'always'}, 'Validating arguments against arg spec', 'phyllome_host_reboot'),
+    ({'phyllome_host_admin_users': ['root', 'no-such-admin']}, 'Refuse admin users', 'no-such-admin'),
+    ({'phyllome_host_package_sources': ['http://mirror.invalid/debian bookworm main']},
+     'Refuse malformed package sources', 'one-line apt sources'),
+], ids=['edition', 'reboot-policy', 'user', 'package-source'])
+def test_bad_input_is_refused_before_anything_changes(lab, extravars, failing_task, message):
+    before = etc_fingerprint()
+    job = lab(SITE, extravars=extravars, ident='bad-%s' % next(iter(extravars)))
+    assert job.status == 'failed'
+    failed = job.failed_task()
+    assert failed and failing_task in failed[0] and message in failed[1], failed
+    assert job.changed_tasks() == []
+    assert etc_fingerprint() == before
+
+
+def test_converge_a_bare_host(lab):
+    job = lab(SITE, ident='converge-1')
+    assert job.status == 'successful', job.stdout()
+    assert job.changed() > 0
+    assert job.fact('phyllome_host_ready') is True, job.fact('phyllome_host_report')['summary']
+    assert job.fact('phyllome_host_reboot_pending') is False
+    skipped = {s['setting'] for s in job.fact('phyllome_host_skipped')}
+    assert any('kernel arguments' in s for s in skipped), skipped
+    # What the role set up, seen from inside the host.
+    assert on_host('systemctl is-active libvirtd.service nftables.service ssh.service').split() == ['active'] * 3
+    assert on_host('systemctl get-default').strip() == 'multi-user.target'
+    nets = on_host('virsh -q net-list --autostart --name').split()
+    pools = on_host('virsh -q pool-list --autostart --name').split()
+    assert 'default' in nets and {'isos', 'default'} <= set(pools), (nets, pools)
+    assert 'cgroup_controllers = [  ]' in on_host('grep ^cgroup_controllers /etc/libvirt/qemu.conf') or \
+        'cgroup_controllers = []' in on_host('grep ^cgroup_controllers /etc/libvirt/qemu.conf')
+    assert on_host('passwd -S root').split()[1] == 'L'
+    assert on_host('nft list chain inet phyllome_filter input').count('policy drop') == 1
+
+
+def test_second_converge_changes_nothing(lab):
+    before = etc_fingerprint()
+    job = lab(SITE, ident='converge-2')
+    assert job.status == 'successful', job.stdout()
+    assert job.changed_tasks() == []
+    assert etc_fingerprint() == before
+
+
+def test_check_mode_on_a_converged_host_changes_nothing(lab):
+    job = lab(SITE, cmdline='--check --diff', ident='converged-check')
+    assert job.status == 'successful', job.stdout()
+    assert job.changed_tasks() == []
+    assert job.fact('phyllome_host_ready') is True
+
+
+def test_a_uefi_tpm_vm_boots_on_the_converged_host(lab):
+    guest = json.loads(sh(sys.executable, os.path.join(ROOT, 'tests', 'guests', 'guests.py'), 'build', 'acpi').stdout)
+    job = lab(BOOT_VM, extravars={'lab_guest': guest['acpi']}, ident='vm')
+    assert job.status == 'successful', job.stdout()
+    info = [r['res'] for r in job.results() if r['task'] == 'Read the domain libvirt runs'][0]['domains'][0]
+    assert (info['state'], info['firmware'], info['tpm']['model'], info['domain_type']) == \
+        ('running', 'efi', 'tpm-crb', 'qemu')
+    assert os.path.basename(info['interfaces'][0]['source']) == 'default'
+    again = lab(BOOT_VM, extravars={'lab_guest': guest['acpi']}, ident='vm-again')
+    assert again.status == 'successful' and again.changed_tasks() == [], again.changed_tasks()
+    gone = lab(BOOT_VM, extravars={'lab_guest': guest['acpi'], 'lab_vm_state': 'absent'}, ident='vm-absent')
+    assert gone.status == 'successful', gone.stdout()
+    assert on_host('virsh -q list --all --name').split() == []
+    assert on_host('ls /var/lib/libvirt/qemu/nvram/ /var/lib/libvirt/swtpm/ 2>/dev/null').split() == [
+        '/var/lib/libvirt/qemu/nvram/:', '/var/lib/libvirt/swtpm/:']
+
+
+def test_teardown_leaves_nothing(lab):
+    # Runs last in this file: the fixture's teardown would run after it, so
+    # take the lab down here and check, then let the fixture's down be a no-op.
+    down = sh(HOSTS, 'down', check=False)
+    assert down.returncode == 0, down.stderr
+    clean = sh(HOSTS, 'check-clean', check=False)
+    assert clean.returncode == 0, clean.stderr
