@@ -624,20 +624,21 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.phyllome.os.plugins.module_utils.actions import ActionRecorder
-from ansible_collections.phyllome.os.plugins.module_utils.domain_client import DomainClient
-from ansible_collections.phyllome.os.plugins.module_utils.domain_manager import run_domain
-from ansible_collections.phyllome.os.plugins.module_utils.domain_options import (
+from ansible_collections.phyllome.os.plugins.module_utils._common.actions import ActionRecorder
+from ansible_collections.phyllome.os.plugins.module_utils._common.module_glue import run_and_exit
+from ansible_collections.phyllome.os.plugins.module_utils._domain.manager import run_domain
+from ansible_collections.phyllome.os.plugins.module_utils._domain.options import (
     MUTUALLY_EXCLUSIVE,
     REQUIRED_ONE_OF,
     argument_spec,
 )
-from ansible_collections.phyllome.os.plugins.module_utils.module_glue import run_and_exit
+from ansible_collections.phyllome.os.plugins.module_utils._libvirt.connection import uri_argument_spec
+from ansible_collections.phyllome.os.plugins.module_utils._libvirt.domain_client import DomainClient
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=argument_spec({'uri': {'type': 'str', 'default': 'qemu:///system'}}),
+        argument_spec=argument_spec(uri_argument_spec()),
         mutually_exclusive=MUTUALLY_EXCLUSIVE,
         required_one_of=REQUIRED_ONE_OF,
         supports_check_mode=True,

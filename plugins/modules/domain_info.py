@@ -194,20 +194,18 @@ query_result:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.phyllome.os.plugins.module_utils.domain_client import DomainClient
-from ansible_collections.phyllome.os.plugins.module_utils.domain_manager import collect_domains
-from ansible_collections.phyllome.os.plugins.module_utils.domain_summary import query
-from ansible_collections.phyllome.os.plugins.module_utils.errors import PhyllomeError, fail_from_exception
-
-STATES = ['running', 'blocked', 'paused', 'shutdown', 'shutoff', 'crashed', 'pmsuspended', 'nostate']
+from ansible_collections.phyllome.os.plugins.module_utils._common.errors import PhyllomeError, fail_from_exception
+from ansible_collections.phyllome.os.plugins.module_utils._domain.info import collect_domains, query
+from ansible_collections.phyllome.os.plugins.module_utils._libvirt.connection import uri_argument_spec
+from ansible_collections.phyllome.os.plugins.module_utils._libvirt.domain_client import STATE_NAMES, DomainClient
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            uri=dict(type='str', default='qemu:///system'),
+            uri_argument_spec(),
             names=dict(type='list', elements='str', aliases=['name']),
-            states=dict(type='list', elements='str', choices=STATES),
+            states=dict(type='list', elements='str', choices=list(STATE_NAMES)),
             xml=dict(type='bool', default=False),
             query=dict(type='str'),
         ),

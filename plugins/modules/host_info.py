@@ -286,16 +286,17 @@ host:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.phyllome.os.plugins.module_utils.errors import PhyllomeError, fail_from_exception
-from ansible_collections.phyllome.os.plugins.module_utils.host_report import build_report
-from ansible_collections.phyllome.os.plugins.module_utils.hostfs import HostFS
+from ansible_collections.phyllome.os.plugins.module_utils._common.errors import PhyllomeError, fail_from_exception
+from ansible_collections.phyllome.os.plugins.module_utils._common.hostfs import HostFS
+from ansible_collections.phyllome.os.plugins.module_utils._host.report import build_report
+from ansible_collections.phyllome.os.plugins.module_utils._libvirt.connection import uri_argument_spec
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
+            uri_argument_spec(),
             root=dict(type='path', default='/'),
-            uri=dict(type='str', default='qemu:///system'),
             libvirt=dict(type='bool'),
             qemu_user=dict(type='str'),
         ),

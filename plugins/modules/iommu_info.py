@@ -427,9 +427,9 @@ pci_ids:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.phyllome.os.plugins.module_utils.errors import PhyllomeError, fail_from_exception
-from ansible_collections.phyllome.os.plugins.module_utils.hostfs import HostFS
-from ansible_collections.phyllome.os.plugins.module_utils.iommu_groups import gather
+from ansible_collections.phyllome.os.plugins.module_utils._common.errors import PhyllomeError, fail_from_exception
+from ansible_collections.phyllome.os.plugins.module_utils._common.hostfs import HostFS
+from ansible_collections.phyllome.os.plugins.module_utils._host.iommu_groups import gather
 
 
 def main():

@@ -291,11 +291,12 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.phyllome.os.plugins.module_utils.actions import ActionRecorder
-from ansible_collections.phyllome.os.plugins.module_utils.bootloader import BACKENDS, KERNELS, BootContext, open_bootloader
-from ansible_collections.phyllome.os.plugins.module_utils.hostfs import HostFS
-from ansible_collections.phyllome.os.plugins.module_utils.kernel_args import KernelArgsRequest, ensure_kernel_args
-from ansible_collections.phyllome.os.plugins.module_utils.module_glue import run_and_exit
+from ansible_collections.phyllome.os.plugins.module_utils._boot.bootloader import BACKENDS, KERNELS, open_bootloader
+from ansible_collections.phyllome.os.plugins.module_utils._boot.context import BootContext
+from ansible_collections.phyllome.os.plugins.module_utils._boot.kernel_args import KernelArgsRequest, ensure_kernel_args
+from ansible_collections.phyllome.os.plugins.module_utils._common.actions import ActionRecorder
+from ansible_collections.phyllome.os.plugins.module_utils._common.hostfs import HostFS
+from ansible_collections.phyllome.os.plugins.module_utils._common.module_glue import run_and_exit
 
 
 def main():

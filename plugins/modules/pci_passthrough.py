@@ -305,10 +305,12 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.phyllome.os.plugins.module_utils import vfio
-from ansible_collections.phyllome.os.plugins.module_utils.actions import ActionRecorder
-from ansible_collections.phyllome.os.plugins.module_utils.hostfs import HostFS
-from ansible_collections.phyllome.os.plugins.module_utils.module_glue import run_and_exit
+from ansible_collections.phyllome.os.plugins.module_utils._common.actions import ActionRecorder
+from ansible_collections.phyllome.os.plugins.module_utils._common.hostfs import HostFS
+from ansible_collections.phyllome.os.plugins.module_utils._common.module_glue import run_and_exit
+from ansible_collections.phyllome.os.plugins.module_utils._passthrough.claims import METHODS, ClaimContext
+from ansible_collections.phyllome.os.plugins.module_utils._passthrough.selection import STATES
+from ansible_collections.phyllome.os.plugins.module_utils._passthrough.vfio import ensure
 
 
 def main():
@@ -317,11 +319,11 @@ def main():
             devices=dict(type='list', elements='str', required=True),
             ids=dict(type='list', elements='str', default=[]),
             whole_group=dict(type='bool', default=False),
-            state=dict(type='str', default='vfio', choices=list(vfio.STATES)),
+            state=dict(type='str', default='vfio', choices=list(STATES)),
             force=dict(type='bool', default=False),
             runtime=dict(type='bool', default=True),
             persistent=dict(type='bool', default=False),
-            method=dict(type='str', default='auto', choices=['auto'] + list(vfio.METHODS)),
+            method=dict(type='str', default='auto', choices=['auto'] + list(METHODS)),
             kernel_args=dict(type='bool', default=True),
             iommu_args=dict(type='bool', default=False),
             root=dict(type='path', default='/'),
@@ -330,9 +332,9 @@ def main():
     )
     params = module.params
     recorder = ActionRecorder(check_mode=module.check_mode, run_command=module.run_command)
-    context = vfio.ClaimContext(HostFS(params['root']), recorder, atomic_move=module.atomic_move)
+    context = ClaimContext(HostFS(params['root']), recorder, atomic_move=module.atomic_move)
     run_and_exit(
-        module, recorder, vfio.ensure,
+        module, recorder, ensure,
         context, params['devices'], ids=params['ids'], whole_group=params['whole_group'], state=params['state'],
         force=params['force'], runtime=params['runtime'], persistent=params['persistent'], method=params['method'],
         kernel_args=params['kernel_args'], iommu_args=params['iommu_args'])

@@ -13,7 +13,7 @@ from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.phyllome.os.plugins.modules import kernel_cmdline
-from ansible_collections.phyllome.os.tests.unit.plugins.module_utils.bootloader_host import Host, fake_update_grub
+from ansible_collections.phyllome.os.tests.unit.plugins.module_utils._boot.bootloader_host import Host, fake_update_grub
 
 IOMMU = ['intel_iommu=on', 'iommu=pt', 'rd.driver.pre=vfio-pci']
 

@@ -12,9 +12,9 @@ import pytest
 from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.phyllome.os.plugins.module_utils import vfio
+from ansible_collections.phyllome.os.plugins.module_utils._passthrough import claims
 from ansible_collections.phyllome.os.plugins.modules import pci_passthrough
-from ansible_collections.phyllome.os.tests.unit.plugins.module_utils.vfio_host import claim_file, debian_host
+from ansible_collections.phyllome.os.tests.unit.plugins.module_utils._passthrough.vfio_host import claim_file, debian_host
 
 
 def run_module(args, host, capsys, monkeypatch, check_mode=False, diff=False):
@@ -40,14 +40,14 @@ def test_check_mode_with_diff(debian, capsys, monkeypatch):
     assert result['devices'] == ['0000:32:00.1'] and result['previous_drivers'] == {'0000:32:00.1': 'i40e'}
     assert result['drivers'] == {'0000:32:00.1': 'vfio-pci'} and result['reboot_required'] is False
     assert result['actions'][-1] == 'regenerate the initramfs: /usr/sbin/update-initramfs -u -k all'
-    assert [d['before_header'] for d in result['diff']] == ['PCI drivers', vfio.CLAIM_FILE, '/etc/initramfs-tools/hooks/phyllome-vfio']
+    assert [d['before_header'] for d in result['diff']] == ['PCI drivers', claims.CLAIM_FILE, '/etc/initramfs-tools/hooks/phyllome-vfio']
 
 
 def test_boot_claim_then_nothing_to_do(debian, capsys, monkeypatch):
     args = {'devices': ['32:00.1'], 'ids': ['8086:1572'], 'runtime': False, 'persistent': True}
     first = run_module(args, debian, capsys, monkeypatch)
     assert first['changed'] is True and 'diff' not in first
-    assert debian.read(vfio.CLAIM_FILE) == claim_file(['0000:32:00.1'], ['i40e'])
+    assert debian.read(claims.CLAIM_FILE) == claim_file(['0000:32:00.1'], ['i40e'])
     assert first['reboot_required'] is True and first['boot_claims'] == ['0000:32:00.1']
     second = run_module(args, debian, capsys, monkeypatch)
     assert second['changed'] is False and second['actions'] == [] and second['reboot_required'] is True
@@ -76,5 +76,5 @@ def test_failed_regeneration_is_reported_with_its_output(debian, capsys, monkeyp
     assert result['failed'] is True and result['rc'] == 1
     assert result['msg'] == ('/usr/sbin/update-initramfs failed (rc=1): E: mkinitramfs failure cpio 141; '
                              'the previous files were put back')
-    assert result['restored_files'] == ['/etc/initramfs-tools/hooks/phyllome-vfio', vfio.CLAIM_FILE]
-    assert not debian.exists(vfio.CLAIM_FILE)
+    assert result['restored_files'] == ['/etc/initramfs-tools/hooks/phyllome-vfio', claims.CLAIM_FILE]
+    assert not debian.exists(claims.CLAIM_FILE)

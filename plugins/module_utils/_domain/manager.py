@@ -1,0 +1,411 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the phyllome.os collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The flow of phyllome.os.domain: read, build, compare, plan, act, report.
+
+run_domain() takes the module's parameters, a DomainClient and an
+ActionRecorder. It reads the domain, builds the desired XML (from the model
+or the user's XML), checks it against the host, compares it semantically with
+the stored definition, and applies storage, definition, autostart and power
+state changes through the recorder, so that check mode reports the same plan
+without calling a single mutating libvirt API.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+
+from ansible_collections.phyllome.os.plugins.module_utils._common.device_ids import parse_usb_address
+from ansible_collections.phyllome.os.plugins.module_utils._common.errors import HostStateError, InvalidInput, LibvirtFailure, NotFound
+from ansible_collections.phyllome.os.plugins.module_utils._common.units import parse_size
+from ansible_collections.phyllome.os.plugins.module_utils._domain import host as domain_host
+from ansible_collections.phyllome.os.plugins.module_utils._domain import summary as domain_summary
+from ansible_collections.phyllome.os.plugins.module_utils._domain.compare import merge, unified_xml
+from ansible_collections.phyllome.os.plugins.module_utils._domain.model import HostContext, build_domain
+from ansible_collections.phyllome.os.plugins.module_utils._domain.options import MODEL_OWNED_TAGS, resolve_model
+from ansible_collections.phyllome.os.plugins.module_utils._domain.xml import (
+    new_element,
+    parse_domain,
+    read_metadata,
+    text_of,
+    to_string,
+    write_metadata,
+)
+from ansible_collections.phyllome.os.plugins.module_utils._libvirt.capabilities import parse_capabilities
+from ansible_collections.phyllome.os.plugins.module_utils._libvirt.domain_client import ACTIVE_STATES
+
+
+class _Plan:
+    """What one run decided, and what it reports."""
+
+    def __init__(self, name):
+        self.name = name
+        self.dom = None
+        self.current = None      # stored definition (element), None for a new domain
+        self.definition = None   # what to define (element), None when nothing changes
+        self.changes = []        # the differences, in words
+        self.new_volumes = []    # [(pool, volume, xml)] to create before defining
+        self.restart_required = False
+
+
+def run_domain(params, client, recorder, sleep=time.sleep, clock=time.monotonic):
+    """Converge one domain to `params`; return the module result (without `changed`)."""
+    _check_params(params)
+    removing = params['state'] == 'absent'
+    # What the domain should be does not matter when it is to go.
+    desired = None if removing else _desired_xml(params, client)
+    if desired is not None:
+        name = text_of(desired, 'name')
+    else:
+        name = params['name'] or text_of(parse_domain(params['xml'], 'xml'), 'name')
+        if not name:
+            raise InvalidInput('xml has no <name>: give name')
+    plan = _Plan(name)
+    plan.dom = client.lookup(name)
+    if plan.dom is not None:
+        plan.current = parse_domain(client.inactive_xml(plan.dom), 'the stored definition of %s' % name)
+    elif desired is not None and not desired.get('type'):
+        # A new domain from XML without a type: the host's best. An existing
+        # domain keeps its type (a partial XML leaves it out).
+        os_type = desired.find('os/type')
+        machine = os_type.get('machine') if os_type is not None and os_type.get('machine') else 'q35'
+        desired.set('type', resolve_host(client, None, machine).domain_type)
+
+    if removing:
+        _remove(plan, params, client, recorder, sleep, clock)
+        return _result(plan, client, recorder, removed=True)
+
+    active_id = client.domain_id(plan.dom) if client.is_active(plan.dom) else None
+    if desired is None:
+        if plan.dom is None:
+            raise NotFound('domain %s is not defined; give model or xml to define it' % name, name=name)
+        plan.restart_required = _pending_restart(plan.current, active_id) is not None
+    else:
+        _check_identity(desired, plan, client)
+        _check_host_devices(desired, client)
+        owned = MODEL_OWNED_TAGS if params.get('model') is not None else frozenset()
+        _plan_storage(desired, params, plan, client, refresh=not recorder.check_mode)
+        _plan_definition(desired, owned, plan, active_id)
+        _define(plan, client, recorder)
+
+    _set_autostart(plan, params, client, recorder)
+    _converge_state(plan, params, client, recorder, sleep, clock)
+    return _result(plan, client, recorder, wanted_state=params['state'])
+
+
+def _check_params(params):
+    if params['state'] == 'absent' and params.get('autostart'):
+        raise InvalidInput('state absent conflicts with autostart: true')
+    if params['shutdown_timeout'] < 0:
+        raise InvalidInput('shutdown_timeout must be 0 or more seconds')
+    if params.get('xml') is not None and params.get('model') is not None:
+        raise InvalidInput('model and xml are mutually exclusive')
+
+
+# --- the desired definition -------------------------------------------------
+
+def _desired_xml(params, client):
+    """The desired domain element, or None when the task only names a domain."""
+    if params.get('model') is not None:
+        if not params.get('name'):
+            raise InvalidInput('a model needs name')
+        model = resolve_model(params['model'])
+        host = resolve_host(client, params.get('domain_type'), model['machine'])
+        return build_domain(params['name'], model, host)
+    if params.get('xml') is not None:
+        desired = parse_domain(params['xml'], 'xml')
+        xml_name = text_of(desired, 'name')
+        if xml_name and params.get('name') and xml_name != params['name']:
+            raise InvalidInput('name %s differs from the <name> in xml (%s)' % (params['name'], xml_name))
+        if not xml_name:
+            if not params.get('name'):
+                raise InvalidInput('xml has no <name>: give name')
+            desired.insert(0, new_element('name', text=params['name']))
+        if params.get('domain_type'):
+            desired.set('type', params['domain_type'])
+        return desired
+    return None
+
+
+def resolve_host(client, domain_type, machine):
+    """HostContext for `machine`: KVM when the host offers it, else QEMU's TCG, or `domain_type`."""
+    host = parse_capabilities(client.capabilities())
+    arch = host['arch']
+    if domain_type:
+        domcaps = client.domain_capabilities(arch, machine, domain_type)
+    else:
+        domcaps = None
+        for candidate in ('kvm', 'qemu'):
+            try:
+                domcaps = client.domain_capabilities(arch, machine, candidate)
+            except LibvirtFailure:
+                if candidate == 'qemu':
+                    raise
+                continue
+            break
+    if domcaps is None:
+        # A driver without domain capabilities (libvirt's test driver): take
+        # what its capabilities list, and assume nothing about firmware.
+        types = host['domain_types']
+        return HostContext(domain_type=domain_type or (types[0] if types else 'kvm'), arch=arch)
+    return domain_host.host_context(domcaps, arch)
+
+
+def _check_identity(desired, plan, client):
+    wanted = text_of(desired, 'uuid')
+    if not wanted:
+        return
+    if plan.dom is not None and client.uuid(plan.dom).lower() != wanted.lower():
+        raise InvalidInput('domain %s already exists with uuid %s, but the definition asks for uuid %s;'
+                           ' leave uuid out or use another name' % (plan.name, client.uuid(plan.dom), wanted))
+    other = client.lookup_uuid(wanted)
+    if other is not None and client.name(other) != plan.name:
+        raise InvalidInput('uuid %s already belongs to domain %s' % (wanted, client.name(other)))
+
+
+def _check_host_devices(desired, client):
+    usb = None
+    for dev in domain_summary.hostdevs(desired):
+        if dev['type'] == 'pci' and dev['address']:
+            if not client.node_device_exists(domain_host.pci_nodedev_name(dev['address'])):
+                raise InvalidInput('hostdev %s: no PCI device at this address on the host' % dev['address'])
+        elif dev['type'] == 'usb' and dev['address']:
+            if usb is None:
+                usb = [domain_host.usb_device_address(x) for x in client.usb_device_xmls()]
+            bus, device = parse_usb_address(dev['address'])
+            if (bus, device) not in usb:
+                raise InvalidInput('hostdev usb %s: no USB device at bus %d device %d on the host'
+                                   % (dev['address'], bus, device))
+
+
+def _plan_storage(desired, params, plan, client, refresh=True):
+    """Check every disk source; plan the volumes to create (model disks with a size).
+
+    refresh: let libvirt rescan a pool for a volume it does not know (off in
+    check mode: virStoragePoolRefresh is a write-type API).
+    """
+    to_create = {}
+    for disk in (params.get('model') or {}).get('disks') or []:
+        if disk.get('size') is not None:
+            to_create[disk.get('path') or (disk.get('pool') or 'default', disk.get('volume'))] = disk
+    pool_xmls = None
+    for disk in domain_summary.disks(desired):
+        target = disk['target']
+        if disk['volume']:
+            key = (disk['pool'], disk['volume'])
+            if client.volume_exists(disk['pool'], disk['volume'], refresh=refresh):
+                continue
+            if key not in to_create:
+                raise InvalidInput('disk %s: volume %s does not exist in pool %s (give size to create it)'
+                                   % (target, disk['volume'], disk['pool']))
+            plan.new_volumes.append(_new_volume(disk['pool'], disk['volume'], to_create[key]))
+        elif disk['path'] and disk['type'] in ('file', 'block'):
+            if client.path_exists(disk['path']):
+                continue
+            if disk['path'] not in to_create:
+                raise InvalidInput('disk %s: %s does not exist (give size to create it in a storage pool)'
+                                   % (target, disk['path']))
+            if pool_xmls is None:
+                pool_xmls = client.pool_xmls()
+            found = domain_host.pool_for_path(pool_xmls, disk['path'])
+            if found is None:
+                raise InvalidInput('disk %s: no storage pool has the directory of %s; create the image,'
+                                   ' or a dir pool for that directory' % (target, disk['path']))
+            plan.new_volumes.append(_new_volume(found[0], found[1], to_create[disk['path']]))
+
+
+def _new_volume(pool, name, disk):
+    size = parse_size(disk['size'], 'GiB', 'disk size')
+    return pool, name, domain_host.volume_xml(name, size, disk.get('format') or 'raw')
+
+
+def _plan_definition(desired, owned, plan, active_id):
+    """Decide the definition to store (None when nothing changes) and whether a restart is due."""
+    if plan.current is None:
+        plan.definition = desired
+        plan.changes.append('domain %s defined' % plan.name)
+        # A new domain starts with a clean record, even from XML copied off another domain.
+        metadata = {'volumes': [], 'restart_pending_id': None, 'removed_tpm': None}
+    else:
+        metadata = read_metadata(plan.current)
+        merged, differences = merge(desired, plan.current, owned)
+        if differences or plan.new_volumes:
+            plan.definition = merged
+            plan.changes.extend(str(d) for d in differences)
+    pending = _pending_restart(plan.current, active_id)
+    if plan.definition is not None and active_id is not None:
+        # The running guest will not see this definition before its next boot.
+        pending = active_id
+    plan.restart_required = pending is not None
+    if plan.definition is None:
+        return
+    # Remember the volumes this collection created (for remove_storage),
+    # forgetting those no disk uses any more.
+    used = set()
+    for disk in domain_summary.disks(plan.definition):
+        if disk['volume']:
+            used.add((disk['pool'], disk['volume']))
+        elif disk['path']:
+            used.add(disk['path'].rsplit('/', 1)[-1])
+    volumes = [v for v in metadata['volumes'] if v in used or v[1] in used]
+    volumes += [(pool, name) for pool, name, _xml in plan.new_volumes if (pool, name) not in volumes]
+    # libvirt keeps the state of a TPM taken out of a definition (it is there
+    # again when the TPM comes back), but removes it only together with a
+    # domain that has the TPM: remember it, for state: absent.
+    removed_tpm = metadata['removed_tpm']
+    if _emulated_tpm(plan.definition) is not None:
+        removed_tpm = None
+    elif plan.current is not None and _emulated_tpm(plan.current) is not None:
+        removed_tpm = _emulated_tpm(plan.current)
+    write_metadata(plan.definition, {'volumes': volumes, 'restart_pending_id': pending, 'removed_tpm': removed_tpm})
+
+
+def _emulated_tpm(domain):
+    for tpm in domain.findall('devices/tpm'):
+        if tpm.find("backend[@type='emulator']") is not None:
+            return tpm
+    return None
+
+
+def _pending_restart(current, active_id):
+    """The domain ID recorded with an unapplied change, when the domain still runs that boot."""
+    if current is None or active_id is None:
+        return None
+    recorded = read_metadata(current)['restart_pending_id']
+    return recorded if recorded == active_id else None
+
+
+def _define(plan, client, recorder):
+    if plan.definition is None and not plan.new_volumes:
+        return
+    created = []
+    try:
+        for pool, name, xml in plan.new_volumes:
+            recorder.apply('create volume %s in pool %s' % (name, pool), client.create_volume, pool, xml)
+            created.append((pool, name))
+        if plan.definition is not None:
+            verb = 'define' if plan.current is None else 'update the definition of'
+            dom = recorder.apply('%s domain %s' % (verb, plan.name), client.define, to_string(plan.definition))
+            if dom is not None:
+                plan.dom = dom
+    except Exception:
+        # Leave no volume behind for a domain that could not be defined.
+        if not recorder.check_mode:
+            for pool, name in created:
+                client.delete_volume(pool, name)
+        raise
+
+
+# --- autostart and power state ---------------------------------------------
+
+def _set_autostart(plan, params, client, recorder):
+    wanted = params.get('autostart')
+    if wanted is None:
+        return
+    have = client.autostart(plan.dom) if plan.dom is not None and plan.current is not None else False
+    if have != wanted:
+        recorder.apply('%s autostart of domain %s' % ('enable' if wanted else 'disable', plan.name),
+                       client.set_autostart, plan.dom, wanted)
+
+
+def _converge_state(plan, params, client, recorder, sleep, clock):
+    wanted = params['state']
+    state = client.state(plan.dom) if plan.current is not None else 'shutoff'
+    if plan.restart_required and params['apply'] == 'restart' and state in ACTIVE_STATES:
+        _stop(plan, params, client, recorder, sleep, clock, reason='to apply the new definition')
+        state = 'shutoff'
+        plan.restart_required = False
+        if wanted == 'present':
+            wanted = 'running'
+    if wanted == 'running':
+        if state in ('paused', 'pmsuspended'):
+            recorder.apply('resume domain %s' % plan.name, client.resume, plan.dom)
+        elif state not in ACTIVE_STATES:
+            recorder.apply('start domain %s' % plan.name, client.start, plan.dom)
+    elif wanted == 'paused':
+        if state not in ACTIVE_STATES:
+            recorder.apply('start domain %s paused' % plan.name, client.start, plan.dom, True)
+        elif state != 'paused':
+            recorder.apply('pause domain %s' % plan.name, client.suspend, plan.dom)
+    elif wanted == 'shutdown':
+        if state in ACTIVE_STATES:
+            _stop(plan, params, client, recorder, sleep, clock)
+            plan.restart_required = False
+
+
+def _stop(plan, params, client, recorder, sleep, clock, reason=None, force=None):
+    """ACPI shutdown with a timeout; then power off when forced, else fail clearly."""
+    timeout = params['shutdown_timeout']
+    force = params['force'] if force is None else force
+    what = 'shut down domain %s (ACPI power button, up to %d s%s)' % (
+        plan.name, timeout, ', ' + reason if reason else '')
+    off = True
+    if timeout > 0:
+        off = recorder.apply(what, client.shutdown, plan.dom, timeout, sleep, clock)
+    else:
+        off = False
+    if off is False:
+        if not force:
+            raise HostStateError('domain %s did not shut down within %d s of the ACPI power button and is still'
+                                 ' running; set force: true to power it off, or raise shutdown_timeout'
+                                 % (plan.name, timeout), name=plan.name)
+        recorder.apply('power off domain %s' % plan.name, client.destroy, plan.dom)
+
+
+def _remove(plan, params, client, recorder, sleep, clock):
+    if plan.dom is None:
+        return
+    record = read_metadata(plan.current)
+    volumes = record['volumes'] if params['remove_storage'] else []
+    if client.is_active(plan.dom):
+        # A domain to remove is always stopped, forcibly once the timeout is over.
+        _stop(plan, params, client, recorder, sleep, clock, force=True)
+    if record['removed_tpm'] is not None and _emulated_tpm(plan.current) is None:
+        with_tpm = copy.deepcopy(plan.current)
+        with_tpm.find('devices').append(record['removed_tpm'])
+        recorder.apply('give domain %s back the TPM a change removed, so that its state goes with it' % plan.name,
+                       client.define, to_string(with_tpm))
+    recorder.apply('undefine domain %s with its nvram, TPM state, managed save and snapshot metadata' % plan.name,
+                   client.undefine, plan.dom)
+    for pool, name in volumes:
+        recorder.apply('delete volume %s in pool %s' % (name, pool), client.delete_volume, pool, name)
+    plan.changes.append('domain %s removed' % plan.name)
+
+
+# --- the result -------------------------------------------------------------
+
+def _result(plan, client, recorder, removed=False, wanted_state=None):
+    if removed:
+        effective, state = None, 'absent'
+    elif recorder.check_mode or plan.dom is None:
+        effective = plan.definition if plan.definition is not None else plan.current
+        state = _predicted_state(plan, client, wanted_state)
+    else:
+        effective = parse_domain(client.inactive_xml(plan.dom), 'the stored definition of %s' % plan.name)
+        state = client.state(plan.dom)
+    shown = effective if effective is not None else plan.current
+    return {
+        'name': plan.name,
+        'uuid': text_of(shown, 'uuid') if shown is not None else None,
+        'state': state,
+        'xml': unified_xml(effective) if effective is not None else None,
+        'restart_required': plan.restart_required,
+        'changes': plan.changes,
+        'actions': list(recorder.actions),
+        'diff': {
+            'before': unified_xml(plan.current),
+            'after': '' if removed else unified_xml(plan.definition if plan.definition is not None else plan.current),
+            'before_header': '%s (stored definition)' % plan.name,
+            'after_header': '%s (%s)' % (plan.name, 'removed' if removed else 'new definition'),
+        },
+    }
+
+
+def _predicted_state(plan, client, wanted):
+    """The state check mode expects at the end (nothing was started or stopped)."""
+    if wanted in ('running', 'paused'):
+        return wanted
+    if wanted == 'shutdown':
+        return 'shutoff'
+    return client.state(plan.dom) if plan.current is not None else 'shutoff'

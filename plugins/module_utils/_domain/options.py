@@ -1,0 +1,530 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the phyllome.os collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one table of phyllome.os.domain's options.
+
+Each model option is declared once, here, with its type, its default (which
+may depend on the guest's OS family) and the part of the domain XML it owns.
+Options are grouped: a group's options together produce one part of the XML
+(model.py has one builder per group) and the group says how that part is
+compared with what libvirt stored (compare.py reads COMPARE_RULES).
+The module's argument spec is generated from the same table.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.phyllome.os.plugins.module_utils._common.device_ids import format_usb_address, normalize_id, normalize_pci_address, parse_usb_address
+from ansible_collections.phyllome.os.plugins.module_utils._common.errors import InvalidInput
+from ansible_collections.phyllome.os.plugins.module_utils._common.units import parse_size
+from ansible_collections.phyllome.os.plugins.module_utils._domain.xml import local_tag
+
+FAMILIES = ('linux', 'windows', 'other')
+STATES = ('present', 'running', 'shutdown', 'paused', 'absent')
+
+
+class Option:
+    """One option: argument spec, default (fixed or per OS family) and sub-options."""
+
+    def __init__(self, name, type='str', default=None, family_default=None, choices=None,
+                 elements=None, options=None, required=False, aliases=None):
+        self.name = name
+        self.type = type
+        self.default = default
+        # {family: value}: applied after argument parsing, once the family is known.
+        self.family_default = family_default
+        self.choices = choices
+        self.elements = elements
+        self.options = options or ()
+        self.required = required
+        self.aliases = aliases
+
+    def argument_spec(self):
+        spec = {'type': self.type}
+        if self.default is not None:
+            spec['default'] = self.default
+        if self.choices:
+            spec['choices'] = list(self.choices)
+        if self.elements:
+            spec['elements'] = self.elements
+        if self.required:
+            spec['required'] = True
+        if self.aliases:
+            spec['aliases'] = list(self.aliases)
+        if self.options:
+            spec['options'] = dict((o.name, o.argument_spec()) for o in self.options)
+        return spec
+
+
+class CompareRule:
+    """How a container element of the domain XML is compared with libvirt's copy.
+
+    strict: children present in libvirt's copy but not in the desired XML are
+    differences (a feature switched off, a timer removed), except those
+    `implicit` says libvirt adds by itself.
+    implicit: {child tag: predicate(current_child, desired_container) -> bool}.
+    owned_attributes: attributes that count as removed when the desired XML
+    leaves them out (other attributes left out are libvirt defaults).
+    """
+
+    def __init__(self, strict=True, implicit=None, owned_attributes=()):
+        self.strict = strict
+        self.implicit = implicit or {}
+        self.owned_attributes = tuple(owned_attributes)
+
+    def is_implicit(self, current_child, desired_container):
+        predicate = self.implicit.get(local_tag(current_child))
+        if predicate is None:
+            return False
+        if predicate is True:
+            return True
+        return bool(predicate(current_child, desired_container))
+
+
+class OptionGroup:
+    """Options that together produce one part of the domain XML.
+
+    owns: top-level children of <domain> the group writes. In model mode they
+    belong to the model: one of them present in libvirt's copy but not built
+    (memoryBacking once virtiofs is gone) is a difference.
+    compare: {container path: CompareRule} for the XML the group writes.
+    """
+
+    def __init__(self, name, options, owns=(), compare=None):
+        self.name = name
+        self.options = tuple(options)
+        self.owns = tuple(owns)
+        self.compare = compare or {}
+
+
+def _desired_has_no(tag):
+    return lambda _current, desired: desired.find(tag) is None
+
+
+def _efi_firmware(_current, desired):
+    # libvirt fills <loader>/<nvram> (and, in newer releases, the firmware
+    # feature list) from its firmware auto-selection for os firmware='efi'.
+    return desired.get('firmware') == 'efi' or desired.find('loader') is not None
+
+
+def _default_boot(current, desired):
+    return current.get('dev') == 'hd' and desired.find('boot') is None
+
+
+def _cpu_model_filled(_current, desired):
+    return desired.get('mode') in ('host-model', 'host-passthrough', 'maximum')
+
+
+# --- the model options -----------------------------------------------------
+
+_DISK_OPTIONS = (
+    Option('path'),
+    Option('pool'),
+    Option('volume'),
+    Option('size', type='raw'),
+    Option('format', choices=('raw', 'qcow2')),
+    Option('device', default='disk', choices=('disk', 'cdrom')),
+    Option('bus', choices=('virtio', 'sata', 'scsi', 'usb')),
+    Option('target'),
+    Option('cache', choices=('default', 'none', 'writethrough', 'writeback', 'directsync', 'unsafe')),
+    Option('discard', choices=('unmap', 'ignore')),
+    Option('readonly', type='bool', default=False),
+    Option('boot_order', type='int'),
+)
+
+_NETWORK_OPTIONS = (
+    Option('type', default='network', choices=('network', 'bridge', 'direct', 'user', 'passt')),
+    Option('source'),
+    Option('mac'),
+    Option('model'),
+    Option('boot_order', type='int'),
+)
+
+_HOSTDEV_OPTIONS = (
+    Option('type', default='pci', choices=('pci', 'usb')),
+    Option('address'),
+    Option('vendor'),
+    Option('product'),
+    Option('managed', type='bool', default=True),
+    Option('boot_order', type='int'),
+)
+
+_FILESYSTEM_OPTIONS = (
+    Option('source', required=True),
+    Option('target', required=True),
+    Option('readonly', type='bool', default=False),
+)
+
+OS_OPTION = Option('os', default='linux', choices=FAMILIES)
+
+MODEL_GROUPS = (
+    OptionGroup(
+        'platform', [OS_OPTION],
+        owns=('features', 'clock', 'pm', 'on_poweroff', 'on_reboot', 'on_crash'),
+        compare={
+            'features': CompareRule(),
+            'features/hyperv': CompareRule(),
+            'clock': CompareRule(),
+            'pm': CompareRule(),
+        }),
+    OptionGroup(
+        'memory', [Option('memory', type='raw', family_default={'linux': 2048, 'windows': 4096, 'other': 1024})],
+        owns=('memory', 'currentMemory')),
+    OptionGroup(
+        'cpu', [
+            Option('vcpus', type='int', default=2),
+            Option('cpu', type='dict', options=(
+                Option('mode', choices=('host-model', 'host-passthrough', 'maximum', 'custom')),
+                Option('model'),
+                Option('sockets', type='int', default=1),
+                Option('cores', type='int'),
+                Option('threads', type='int', default=1),
+            )),
+        ],
+        owns=('vcpu', 'cpu'),
+        compare={'cpu': CompareRule(implicit={'model': _cpu_model_filled})}),
+    OptionGroup(
+        'firmware', [
+            Option('machine', default='q35'),
+            Option('firmware', default='efi', choices=('efi', 'bios')),
+            Option('secure_boot', type='bool', family_default={'linux': False, 'windows': True, 'other': False}),
+        ],
+        owns=('os',),
+        compare={
+            'os': CompareRule(
+                owned_attributes=('firmware',),
+                implicit={
+                    'type': _desired_has_no('type'),
+                    'loader': _efi_firmware,
+                    'nvram': _efi_firmware,
+                    'firmware': _efi_firmware,
+                    'boot': _default_boot,
+                }),
+            'os/firmware': CompareRule(),
+        }),
+    OptionGroup(
+        'memory_backing', [
+            Option('memory_backing', type='dict', options=(
+                Option('source', choices=('memfd', 'file', 'anonymous')),
+                Option('access', choices=('shared', 'private')),
+                Option('hugepages', type='bool', default=False),
+                Option('hugepage_size', type='raw'),
+            )),
+        ],
+        owns=('memoryBacking',),
+        compare={'memoryBacking': CompareRule()}),
+    OptionGroup('tpm', [Option('tpm', type='bool', family_default={'linux': True, 'windows': True, 'other': False})],
+                owns=('devices',)),
+    OptionGroup('disks', [Option('disks', type='list', elements='dict', default=[], options=_DISK_OPTIONS)],
+                owns=('devices',)),
+    OptionGroup('networks', [Option('networks', type='list', elements='dict', options=_NETWORK_OPTIONS)],
+                owns=('devices',)),
+    OptionGroup('hostdevs', [Option('hostdevs', type='list', elements='dict', default=[], options=_HOSTDEV_OPTIONS)],
+                owns=('devices',)),
+    OptionGroup('filesystems', [Option('filesystems', type='list', elements='dict', default=[], options=_FILESYSTEM_OPTIONS)],
+                owns=('devices',)),
+    OptionGroup(
+        'display', [
+            Option('graphics', type='dict', options=(
+                Option('type', default='spice', choices=('spice', 'vnc', 'none')),
+                Option('listen'),
+                Option('gl', type='bool', default=False),
+            )),
+            Option('video', choices=('virtio', 'qxl', 'vga', 'bochs', 'ramfb', 'cirrus', 'none')),
+            Option('sound', choices=('none', 'ich9', 'ich6', 'ac97')),
+        ],
+        owns=('devices',)),
+    OptionGroup(
+        'guest_devices', [
+            Option('balloon', type='bool', family_default={'linux': True, 'windows': False, 'other': False}),
+            Option('rng', type='bool', family_default={'linux': True, 'windows': True, 'other': False}),
+            Option('guest_agent', type='bool', family_default={'linux': True, 'windows': True, 'other': False}),
+        ],
+        owns=('devices',)),
+    # Applied last, on top of everything the other groups built.
+    OptionGroup('extra_xml', [Option('extra_xml', type='list', elements='str', default=[])]),
+)
+
+MODEL_OPTIONS = tuple(option for group in MODEL_GROUPS for option in group.options)
+
+# Container path -> CompareRule, for model mode and for `xml` mode alike.
+COMPARE_RULES = dict((path, rule) for group in MODEL_GROUPS for path, rule in group.compare.items())
+
+# Top-level <domain> children the model owns.
+MODEL_OWNED_TAGS = frozenset(tag for group in MODEL_GROUPS for tag in group.owns)
+
+# Everything but the model: how to reach libvirt, what to do, how to stop.
+MODULE_OPTIONS = (
+    Option('name'),
+    Option('state', default='present', choices=STATES),
+    Option('autostart', type='bool'),
+    Option('model', type='dict', options=MODEL_OPTIONS),
+    Option('xml'),
+    Option('domain_type', choices=('kvm', 'qemu')),
+    Option('apply', default='next_boot', choices=('next_boot', 'restart')),
+    Option('shutdown_timeout', type='int', default=120),
+    Option('force', type='bool', default=False),
+    Option('remove_storage', type='bool', default=False),
+)
+
+
+def argument_spec(common=None):
+    """The module's argument spec: `common` (e.g. the uri option) plus the table."""
+    spec = dict(common or {})
+    for option in MODULE_OPTIONS:
+        spec[option.name] = option.argument_spec()
+    return spec
+
+
+MUTUALLY_EXCLUSIVE = [('model', 'xml')]
+REQUIRED_ONE_OF = [('name', 'xml')]
+
+
+# --- resolving what the user gave into the values the builder reads --------
+
+def resolve_model(model):
+    """Apply per-family defaults and check a model's values; return a new dict.
+
+    Sizes become bytes; lists of devices get their per-family defaults.
+    Raises InvalidInput on values that contradict each other.
+    """
+    family = (model or {}).get('os') or 'linux'
+    values = apply_defaults(MODEL_OPTIONS, model or {}, family)
+    values['memory'] = parse_size(values['memory'], 'MiB', 'model.memory')
+    if values['memory'] % 1024:
+        raise InvalidInput('model.memory must be a whole number of KiB')
+    values['cpu'] = _resolve_cpu(values.get('cpu'), values['vcpus'])
+    if values['firmware'] == 'bios' and values['secure_boot']:
+        raise InvalidInput('model.secure_boot needs firmware: efi')
+    values['disks'] = _resolve_disks(values.get('disks') or [], family)
+    if values.get('networks') is None:
+        # The Phyllome model's NIC: virtio on libvirt's NAT network 'default'.
+        values['networks'] = [apply_defaults(_NETWORK_OPTIONS, {'source': 'default'}, family)]
+    values['networks'] = [_resolve_network(n, family) for n in values['networks']]
+    values['hostdevs'] = [_resolve_hostdev(h) for h in values.get('hostdevs') or []]
+    values['filesystems'] = _resolve_filesystems(values.get('filesystems') or [])
+    values['memory_backing'] = _resolve_memory_backing(values.get('memory_backing'), bool(values['filesystems']))
+    values['graphics'] = _resolve_graphics(values.get('graphics'))
+    headless = values['graphics']['type'] == 'none'
+    if values.get('video') is None:
+        values['video'] = 'none' if headless else {'other': 'vga'}.get(family, 'virtio')
+    if values.get('sound') is None:
+        values['sound'] = 'none' if headless or family == 'other' else 'ich9'
+    if values['graphics'].get('gl') and values['video'] != 'virtio':
+        raise InvalidInput('model.graphics.gl needs video: virtio')
+    return values
+
+
+def apply_defaults(options, values, family):
+    """A copy of `values` with each option's default (fixed or per family) filled in, recursively.
+
+    AnsibleModule fills fixed defaults too; doing it here keeps resolve_model
+    usable on plain dicts (tests, other callers) with the same result.
+    """
+    result = dict(values)
+    for option in options:
+        value = result.get(option.name)
+        if value is None:
+            if option.family_default is not None:
+                value = option.family_default[family]
+            elif option.default is not None:
+                value = list(option.default) if isinstance(option.default, list) else option.default
+        if option.options and option.type == 'dict' and value is None:
+            # A sub-section left out is the sub-section with its defaults.
+            value = {}
+        if option.options and isinstance(value, dict):
+            value = apply_defaults(option.options, value, family)
+        elif option.options and isinstance(value, list):
+            value = [apply_defaults(option.options, item, family) for item in value]
+        result[option.name] = value
+    return result
+
+
+def _resolve_cpu(cpu, vcpus):
+    cpu = dict(cpu or {})
+    if vcpus < 1:
+        raise InvalidInput('model.vcpus must be at least 1')
+    if cpu.get('mode') is None:
+        cpu['mode'] = 'custom' if cpu.get('model') else 'host-model'
+    if cpu['mode'] == 'custom' and not cpu.get('model'):
+        raise InvalidInput('model.cpu.mode custom needs model.cpu.model (a CPU model name such as EPYC)')
+    if cpu['mode'] != 'custom' and cpu.get('model'):
+        raise InvalidInput('model.cpu.model is only used with mode: custom')
+    sockets = cpu.get('sockets') or 1
+    threads = cpu.get('threads') or 1
+    cores = cpu.get('cores')
+    if cores is None:
+        if vcpus % (sockets * threads):
+            raise InvalidInput('model.vcpus (%d) is not a multiple of sockets x threads (%d x %d)'
+                               % (vcpus, sockets, threads))
+        cores = vcpus // (sockets * threads)
+    if sockets * cores * threads != vcpus:
+        raise InvalidInput('model.cpu topology %d sockets x %d cores x %d threads does not match vcpus %d'
+                           % (sockets, cores, threads, vcpus))
+    cpu.update(sockets=sockets, cores=cores, threads=threads)
+    return cpu
+
+
+_DISK_PREFIX = {'virtio': 'vd', 'sata': 'sd', 'scsi': 'sd', 'usb': 'sd'}
+
+
+def _resolve_disks(disks, family):
+    resolved = []
+    for index, disk in enumerate(disks):
+        disk = dict(disk)
+        where = 'model.disks[%d]' % index
+        has_path = bool(disk.get('path'))
+        has_volume = bool(disk.get('volume'))
+        if has_path and (has_volume or disk.get('pool')):
+            raise InvalidInput('%s: give either path, or pool and volume, not both' % where)
+        if disk.get('pool') and not has_volume:
+            raise InvalidInput('%s: pool needs volume' % where)
+        if has_volume and not disk.get('pool'):
+            disk['pool'] = 'default'
+        if disk['device'] == 'disk' and not (has_path or has_volume):
+            raise InvalidInput('%s: a disk needs path, or pool and volume' % where)
+        if disk.get('size') is not None:
+            if disk['device'] == 'cdrom':
+                raise InvalidInput('%s: a cdrom cannot be created (size is for disks to create)' % where)
+            disk['size'] = parse_size(disk['size'], 'GiB', where + '.size')
+        if disk.get('bus') is None:
+            disk['bus'] = 'sata' if disk['device'] == 'cdrom' or family == 'other' else 'virtio'
+        if disk['device'] == 'cdrom':
+            if disk['bus'] == 'virtio':
+                raise InvalidInput('%s: a cdrom cannot be on bus virtio (use sata or scsi)' % where)
+            disk['readonly'] = True
+        if disk.get('format') is None:
+            disk['format'] = 'raw'
+        resolved.append(disk)
+    _assign_targets(resolved)
+    return resolved
+
+
+def _assign_targets(disks):
+    taken = set(d['target'] for d in disks if d.get('target'))
+    if len(taken) != len([d for d in disks if d.get('target')]):
+        raise InvalidInput('model.disks: two disks have the same target')
+    for disk in disks:
+        if disk.get('target'):
+            continue
+        prefix = _DISK_PREFIX[disk['bus']]
+        index = 0
+        while True:
+            name = prefix + _disk_letters(index)
+            if name not in taken:
+                break
+            index += 1
+        disk['target'] = name
+        taken.add(name)
+
+
+def _disk_letters(index):
+    """0 -> a, 25 -> z, 26 -> aa: libvirt's disk name suffixes."""
+    letters = ''
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(ord('a') + rest) + letters
+    return letters
+
+
+def _resolve_network(network, family):
+    network = dict(network)
+    kind = network.get('type') or 'network'
+    network['type'] = kind
+    if kind == 'network' and not network.get('source'):
+        network['source'] = 'default'
+    if kind in ('bridge', 'direct') and not network.get('source'):
+        raise InvalidInput('model.networks: type %s needs source (the host %s)'
+                           % (kind, 'bridge' if kind == 'bridge' else 'interface'))
+    if kind in ('user', 'passt') and network.get('source'):
+        raise InvalidInput('model.networks: type %s takes no source' % kind)
+    if network.get('mac'):
+        mac = network['mac'].strip().lower()
+        parts = mac.split(':')
+        if len(parts) != 6 or not all(len(p) == 2 and all(c in '0123456789abcdef' for c in p) for p in parts):
+            raise InvalidInput('model.networks: %r is not a MAC address' % network['mac'])
+        if int(parts[0], 16) & 1:
+            raise InvalidInput('model.networks: %s is a multicast MAC address' % mac)
+        network['mac'] = mac
+    if not network.get('model'):
+        network['model'] = 'e1000e' if family == 'other' else 'virtio'
+    return network
+
+
+def _resolve_hostdev(hostdev):
+    hostdev = dict(hostdev)
+    if hostdev['type'] == 'pci':
+        if not hostdev.get('address'):
+            raise InvalidInput('model.hostdevs: a pci hostdev needs address (e.g. 0000:01:00.0)')
+        if hostdev.get('vendor') or hostdev.get('product'):
+            raise InvalidInput('model.hostdevs: a pci hostdev is chosen by address, not vendor/product')
+        hostdev['address'] = normalize_pci_address(hostdev['address'])
+        return hostdev
+    by_id = bool(hostdev.get('vendor') or hostdev.get('product'))
+    if by_id == bool(hostdev.get('address')):
+        raise InvalidInput('model.hostdevs: a usb hostdev needs either vendor and product, or address (BUS:DEVICE)')
+    if by_id:
+        if not (hostdev.get('vendor') and hostdev.get('product')):
+            raise InvalidInput('model.hostdevs: a usb hostdev needs both vendor and product')
+        hostdev['vendor'] = _usb_id(hostdev['vendor'])
+        hostdev['product'] = _usb_id(hostdev['product'])
+    else:
+        try:
+            hostdev['address'] = format_usb_address(*parse_usb_address(hostdev['address']))
+        except InvalidInput as exc:
+            raise InvalidInput('model.hostdevs: usb %s' % exc.msg)
+    return hostdev
+
+
+def _usb_id(value):
+    """A USB vendor or product ID as libvirt's XML writes it (0x046d)."""
+    try:
+        return '0x' + normalize_id(value, 'a USB vendor or product ID')
+    except InvalidInput as exc:
+        raise InvalidInput('model.hostdevs: %s' % exc.msg)
+
+
+def _resolve_filesystems(filesystems):
+    targets = [f['target'] for f in filesystems]
+    if len(set(targets)) != len(targets):
+        raise InvalidInput('model.filesystems: two shares have the same target (mount tag)')
+    for fs in filesystems:
+        if not fs['source'].startswith('/'):
+            raise InvalidInput('model.filesystems: source %r must be an absolute path' % fs['source'])
+    return [dict(f) for f in filesystems]
+
+
+def _resolve_memory_backing(backing, virtiofs):
+    backing = dict(backing or {})
+    if virtiofs:
+        # virtiofsd maps guest memory: it must be shared.
+        if backing.get('access') == 'private':
+            raise InvalidInput('model.memory_backing.access private does not work with filesystems (virtiofs needs shared memory)')
+        backing.setdefault('source', None)
+        if backing['source'] is None:
+            backing['source'] = 'memfd'
+        backing['access'] = 'shared'
+    if backing.get('hugepage_size') is not None:
+        if not backing.get('hugepages'):
+            raise InvalidInput('model.memory_backing.hugepage_size needs hugepages: true')
+        backing['hugepage_size'] = parse_size(backing['hugepage_size'], 'KiB', 'model.memory_backing.hugepage_size')
+    return backing
+
+
+def _resolve_graphics(graphics):
+    graphics = dict(graphics or {})
+    kind = graphics.get('type') or 'spice'
+    graphics['type'] = kind
+    if kind == 'none':
+        if graphics.get('listen') or graphics.get('gl'):
+            raise InvalidInput('model.graphics: listen and gl need a graphics type (spice or vnc)')
+        return graphics
+    if graphics.get('gl') and kind != 'spice':
+        raise InvalidInput('model.graphics.gl needs type: spice')
+    if not graphics.get('listen'):
+        # Nothing reachable from the network unless asked: SPICE through
+        # libvirt's own channel (virt-manager, virt-viewer), VNC on loopback.
+        graphics['listen'] = 'none' if kind == 'spice' else '127.0.0.1'
+    if graphics['listen'] == 'none' and kind == 'vnc':
+        raise InvalidInput('model.graphics: vnc needs a listen address (default 127.0.0.1)')
+    return graphics

@@ -1,0 +1,72 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the phyllome.os collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The libvirt edge: opening connections and translating libvirt errors.
+
+Only this module (and what it grows into) calls libvirt-python; the rest of
+module_utils works on XML and plain data.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.phyllome.os.plugins.module_utils._common.deps import require
+from ansible_collections.phyllome.os.plugins.module_utils._common.errors import LibvirtFailure
+
+# The connection every module that talks to libvirt takes, documented once in
+# plugins/doc_fragments/libvirt.py (extends_documentation_fragment: phyllome.os.libvirt).
+DEFAULT_URI = 'qemu:///system'
+
+
+def uri_argument_spec():
+    """The `uri` option's argument spec, as the libvirt doc fragment documents it (a new dict each call)."""
+    return {'uri': {'type': 'str', 'default': DEFAULT_URI}}
+
+
+def libvirt_module():
+    """The libvirt Python module, imported on first use."""
+    libvirt = require('libvirt', reason='to talk to libvirt')
+    # libvirt prints every error to stderr by default; the errors reach the
+    # user through the exceptions instead.
+    libvirt.registerErrorHandler(_ignore_error, None)
+    return libvirt
+
+
+def _ignore_error(_ctx, _err):
+    return None
+
+
+def open_connection(uri, readonly=False):
+    """Open a libvirt connection to `uri`; raise LibvirtFailure with libvirt's words."""
+    libvirt = libvirt_module()
+    try:
+        if readonly:
+            conn = libvirt.openReadOnly(uri)
+        else:
+            conn = libvirt.open(uri)
+    except libvirt.libvirtError as exc:
+        raise LibvirtFailure('cannot connect to libvirt at %s: %s' % (uri, exc), uri=uri)
+    if conn is None:
+        raise LibvirtFailure('cannot connect to libvirt at %s' % uri, uri=uri)
+    return conn
+
+
+def version_string(number):
+    """libvirt's packed version number (major * 1e6 + minor * 1e3 + micro) as text."""
+    if number is None:
+        return None
+    number = int(number)
+    return '%d.%d.%d' % (number // 1000000, (number // 1000) % 1000, number % 1000)
+
+
+def hypervisor_facts(conn):
+    """Driver name, packed libvirt and hypervisor versions, and the capabilities XML of `conn`."""
+    libvirt = libvirt_module()
+    try:
+        return {
+            'driver': conn.getType(),
+            'libvirt_version': conn.getLibVersion(),
+            'hypervisor_version': conn.getVersion(),
+            'capabilities': conn.getCapabilities(),
+        }
+    except libvirt.libvirtError as exc:
+        raise LibvirtFailure('cannot read the hypervisor capabilities: %s' % exc)

@@ -1,0 +1,319 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the phyllome.os collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The libvirt edge for domains: every libvirt call phyllome.os.domain and domain_info make.
+
+Reads return plain data or XML text; mutations are plain methods that the
+caller passes to ActionRecorder.apply(), so check mode never reaches them.
+libvirt errors become LibvirtFailure carrying libvirt's own message. No XML
+is interpreted here (_domain.host, _domain.summary and _domain.compare do that).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from urllib.parse import urlparse
+
+from ansible_collections.phyllome.os.plugins.module_utils._common.errors import LibvirtFailure
+from ansible_collections.phyllome.os.plugins.module_utils._common.hostfs import HostFS
+from ansible_collections.phyllome.os.plugins.module_utils._libvirt.connection import libvirt_module, open_connection
+
+# libvirt's virDomainState, in libvirt's words (by value), and those of a domain that has a QEMU process.
+STATE_NAMES = ('nostate', 'running', 'blocked', 'paused', 'shutdown', 'shutoff', 'crashed', 'pmsuspended')
+ACTIVE_STATES = ('running', 'blocked', 'paused', 'shutdown', 'pmsuspended')
+
+# virDomainUndefineFlagsValues, by value: libvirt-python of an older libvirt
+# lacks the names of newer flags (TPM came with libvirt 8.9).
+UNDEFINE_MANAGED_SAVE = 1
+UNDEFINE_SNAPSHOTS_METADATA = 2
+UNDEFINE_NVRAM = 4
+UNDEFINE_CHECKPOINTS_METADATA = 16
+UNDEFINE_TPM = 32
+UNDEFINE_ALL = (UNDEFINE_MANAGED_SAVE | UNDEFINE_SNAPSHOTS_METADATA | UNDEFINE_NVRAM
+                | UNDEFINE_CHECKPOINTS_METADATA | UNDEFINE_TPM)
+
+# virDomainXMLFlags / virDomainShutdownFlagValues / virDomainCreateFlags.
+XML_SECURE = 1
+XML_INACTIVE = 2
+SHUTDOWN_ACPI_POWER_BTN = 1
+START_PAUSED = 1
+
+# virDomainInterfaceAddressesSource: the DHCP lease, the guest agent, the ARP table.
+ADDRESS_SOURCES = (('lease', 0), ('agent', 1), ('arp', 2))
+
+_UNSUPPORTED_FLAGS = re.compile(r'unsupported flags \((0x[0-9a-fA-F]+)\)')
+
+
+class DomainClient:
+    """Domain operations on one libvirt connection."""
+
+    def __init__(self, conn, uri, hostfs=None):
+        self.conn = conn
+        self.uri = uri
+        self.libvirt = libvirt_module()
+        # The files of the machine libvirt runs on, when it is this one (see path_exists).
+        self.hostfs = hostfs or HostFS('/')
+
+    @classmethod
+    def connect(cls, uri, readonly=False):
+        return cls(open_connection(uri, readonly=readonly), uri)
+
+    @property
+    def is_local(self):
+        """True when libvirt runs on this machine (no host in the URI), so its paths are ours."""
+        return not urlparse(self.uri).hostname
+
+    def _call(self, what, func, *args):
+        try:
+            return func(*args)
+        except self.libvirt.libvirtError as exc:
+            raise LibvirtFailure('%s: %s' % (what, exc), uri=self.uri)
+
+    def _error_code(self, exc):
+        return exc.get_error_code()
+
+    # --- reads -------------------------------------------------------------
+
+    def lookup(self, name):
+        """The domain named `name`, or None."""
+        return self._lookup(self.conn.lookupByName, name)
+
+    def lookup_uuid(self, uuid):
+        """The domain of UUID `uuid`, or None."""
+        return self._lookup(self.conn.lookupByUUIDString, uuid)
+
+    def _lookup(self, func, key):
+        try:
+            return func(key)
+        except self.libvirt.libvirtError as exc:
+            if self._error_code(exc) == self.libvirt.VIR_ERR_NO_DOMAIN:
+                return None
+            raise LibvirtFailure('cannot look up domain %s: %s' % (key, exc), uri=self.uri)
+
+    def name(self, dom):
+        return dom.name()
+
+    def list_domains(self):
+        return self._call('cannot list domains', self.conn.listAllDomains, 0)
+
+    def inactive_xml(self, dom):
+        """The stored definition, with secrets (graphics passwords) so a redefinition keeps them."""
+        return self._call('cannot read the definition of %s' % dom.name(), dom.XMLDesc, XML_INACTIVE | XML_SECURE)
+
+    def xml(self, dom, inactive=False):
+        """The definition without secrets (for reports)."""
+        return self._call('cannot read the definition of %s' % dom.name(), dom.XMLDesc, XML_INACTIVE if inactive else 0)
+
+    def state(self, dom):
+        if dom is None:
+            return 'shutoff'
+        state = self._call('cannot read the state of %s' % dom.name(), dom.state)[0]
+        return STATE_NAMES[state] if 0 <= state < len(STATE_NAMES) else 'nostate'
+
+    def is_active(self, dom):
+        return dom is not None and bool(self._call('cannot read the state of %s' % dom.name(), dom.isActive))
+
+    def domain_id(self, dom):
+        """The ID of a running domain (a new one at every start), or None."""
+        dom_id = self._call('cannot read the ID of %s' % dom.name(), dom.ID)
+        return dom_id if dom_id is not None and dom_id >= 0 else None
+
+    def autostart(self, dom):
+        return bool(self._call('cannot read autostart of %s' % dom.name(), dom.autostart))
+
+    def is_persistent(self, dom):
+        return bool(self._call('cannot read %s' % dom.name(), dom.isPersistent))
+
+    def uuid(self, dom):
+        return dom.UUIDString()
+
+    def capabilities(self):
+        return self._call('cannot read the host capabilities', self.conn.getCapabilities)
+
+    def domain_capabilities(self, arch, machine, virttype):
+        """Domain capabilities XML, or None when the driver has none (libvirt's test driver)."""
+        try:
+            return self.conn.getDomainCapabilities(None, arch, machine, virttype, 0)
+        except self.libvirt.libvirtError as exc:
+            if self._error_code(exc) == self.libvirt.VIR_ERR_NO_SUPPORT:
+                return None
+            raise LibvirtFailure('this host cannot run %s domains of machine %s: %s' % (virttype, machine, exc),
+                                 uri=self.uri)
+
+    def pool_xmls(self):
+        pools = self._call('cannot list storage pools', self.conn.listAllStoragePools, 0)
+        return [self._call('cannot read storage pool', pool.XMLDesc, 0) for pool in pools]
+
+    def volume_exists(self, pool_name, volume, refresh=True):
+        """Whether the pool has the volume; with refresh, rescan an active pool once before saying no."""
+        pool = self._pool(pool_name)
+        try:
+            pool.storageVolLookupByName(volume)
+        except self.libvirt.libvirtError as exc:
+            if self._error_code(exc) == self.libvirt.VIR_ERR_NO_STORAGE_VOL:
+                # The file may have appeared behind libvirt's back: refresh once.
+                if refresh and pool.isActive():
+                    self._call('cannot refresh storage pool %s' % pool_name, pool.refresh, 0)
+                    try:
+                        pool.storageVolLookupByName(volume)
+                        return True
+                    except self.libvirt.libvirtError:
+                        return False
+                return False
+            raise LibvirtFailure('cannot look up volume %s in pool %s: %s' % (volume, pool_name, exc), uri=self.uri)
+        return True
+
+    def path_exists(self, path):
+        """Whether a disk image exists: on this machine directly, on a remote host through libvirt's pools."""
+        if self.is_local:
+            return self.hostfs.exists(path)
+        try:
+            self.conn.storageVolLookupByPath(path)
+        except self.libvirt.libvirtError:
+            return False
+        return True
+
+    def _pool(self, name):
+        try:
+            return self.conn.storagePoolLookupByName(name)
+        except self.libvirt.libvirtError as exc:
+            raise LibvirtFailure('storage pool %s: %s' % (name, exc), uri=self.uri)
+
+    def node_device_exists(self, name):
+        try:
+            self.conn.nodeDeviceLookupByName(name)
+        except self.libvirt.libvirtError as exc:
+            if self._error_code(exc) == self.libvirt.VIR_ERR_NO_NODE_DEVICE:
+                return False
+            raise LibvirtFailure('cannot look up host device %s: %s' % (name, exc), uri=self.uri)
+        return True
+
+    def usb_device_xmls(self):
+        flag = getattr(self.libvirt, 'VIR_CONNECT_LIST_NODE_DEVICES_CAP_USB_DEV', 0)
+        devices = self._call('cannot list host USB devices', self.conn.listAllDevices, flag)
+        return [self._call('cannot read host device', dev.XMLDesc, 0) for dev in devices]
+
+    def interface_addresses(self, dom):
+        """{mac: [{'address', 'prefix', 'family', 'source'}]} from leases, the guest agent and ARP.
+
+        Each source may be unavailable (no libvirt network, no agent): then it
+        simply adds nothing.
+        """
+        result = {}
+        for source_name, source in ADDRESS_SOURCES:
+            try:
+                found = dom.interfaceAddresses(source, 0) or {}
+            except self.libvirt.libvirtError:
+                continue
+            for data in found.values():
+                mac = (data.get('hwaddr') or '').lower()
+                if not mac:
+                    continue
+                known = result.setdefault(mac, [])
+                for addr in data.get('addrs') or []:
+                    if any(a['address'] == addr.get('addr') for a in known):
+                        continue
+                    family = 'ipv6' if addr.get('type') == self.libvirt.VIR_IP_ADDR_TYPE_IPV6 else 'ipv4'
+                    known.append({'address': addr.get('addr'), 'prefix': addr.get('prefix'),
+                                  'family': family, 'source': source_name})
+        return result
+
+    # --- mutations (through ActionRecorder.apply) -------------------------
+
+    def define(self, xml):
+        return self._call('libvirt refused the domain definition', self.conn.defineXML, xml)
+
+    def start(self, dom, paused=False):
+        try:
+            dom.createWithFlags(START_PAUSED if paused else 0)
+        except self.libvirt.libvirtError as exc:
+            if not (paused and _UNSUPPORTED_FLAGS.search(str(exc))):
+                raise LibvirtFailure('cannot start domain %s: %s' % (dom.name(), exc), uri=self.uri)
+            # A driver that cannot start paused (libvirt's test driver): start, then pause.
+            self._call('cannot start domain %s' % dom.name(), dom.create)
+            self.suspend(dom)
+
+    def suspend(self, dom):
+        self._call('cannot pause domain %s' % dom.name(), dom.suspend)
+
+    def resume(self, dom):
+        self._call('cannot resume domain %s' % dom.name(), dom.resume)
+
+    def destroy(self, dom):
+        try:
+            dom.destroy()
+        except self.libvirt.libvirtError as exc:
+            # It may have shut down by itself in the meantime.
+            if self._error_code(exc) == self.libvirt.VIR_ERR_OPERATION_INVALID and not dom.isActive():
+                return
+            raise LibvirtFailure('cannot power off domain %s: %s' % (dom.name(), exc), uri=self.uri)
+
+    def shutdown(self, dom, timeout, sleep=time.sleep, clock=time.monotonic):
+        """Press the ACPI power button and wait up to `timeout` s; True once the domain is off."""
+        if self.state(dom) == 'paused':
+            # A paused guest cannot see the button.
+            self.resume(dom)
+        deadline = clock() + timeout
+        pressed = False
+        while True:
+            if not self.is_active(dom):
+                return True
+            if not pressed:
+                self._press_power_button(dom)
+                pressed = True
+            if clock() >= deadline:
+                return False
+            sleep(min(0.25, max(0.0, deadline - clock())))
+
+    def _press_power_button(self, dom):
+        flags = SHUTDOWN_ACPI_POWER_BTN
+        while True:
+            try:
+                dom.shutdownFlags(flags)
+                return
+            except self.libvirt.libvirtError as exc:
+                if not self.is_active(dom):
+                    return
+                # A driver without the ACPI method (libvirt's test driver)
+                # gets the plain request: it picks its own method.
+                if flags and _UNSUPPORTED_FLAGS.search(str(exc)):
+                    flags = 0
+                    continue
+                raise LibvirtFailure('cannot shut down domain %s: %s' % (dom.name(), exc), uri=self.uri)
+
+    def undefine(self, dom):
+        """Undefine with nvram, TPM state, managed save, snapshot and checkpoint metadata.
+
+        Drivers reject flags they do not know (libvirt's test driver, TPM
+        before libvirt 8.9) naming them in the error: retry once without them.
+        """
+        flags = UNDEFINE_ALL
+        for attempt in range(2):
+            try:
+                dom.undefineFlags(flags)
+                return
+            except self.libvirt.libvirtError as exc:
+                match = _UNSUPPORTED_FLAGS.search(str(exc))
+                if not match or attempt:
+                    raise LibvirtFailure('cannot undefine domain %s: %s' % (dom.name(), exc), uri=self.uri)
+                flags &= ~int(match.group(1), 16)
+
+    def set_autostart(self, dom, enabled):
+        self._call('cannot set autostart of %s' % dom.name(), dom.setAutostart, 1 if enabled else 0)
+
+    def create_volume(self, pool_name, xml):
+        pool = self._pool(pool_name)
+        return self._call('cannot create a volume in pool %s' % pool_name, pool.createXML, xml, 0)
+
+    def delete_volume(self, pool_name, volume):
+        """Delete a volume; a volume (or pool) already gone is fine."""
+        try:
+            pool = self.conn.storagePoolLookupByName(pool_name)
+            vol = pool.storageVolLookupByName(volume)
+        except self.libvirt.libvirtError as exc:
+            if self._error_code(exc) in (self.libvirt.VIR_ERR_NO_STORAGE_VOL, self.libvirt.VIR_ERR_NO_STORAGE_POOL):
+                return False
+            raise LibvirtFailure('cannot look up volume %s in pool %s: %s' % (volume, pool_name, exc), uri=self.uri)
+        self._call('cannot delete volume %s in pool %s' % (volume, pool_name), vol.delete, 0)
+        return True

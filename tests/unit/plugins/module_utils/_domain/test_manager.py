@@ -1,0 +1,298 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the phyllome.os collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The domain module's flow against libvirt's in-process test driver (test:///default).
+
+The test driver is real libvirt (parsing, storage, state machine) without
+QEMU; the integration target covers the QEMU driver.
+"""
+
+from __future__ import annotations
+
+import uuid as uuid_module
+
+import pytest
+
+from ansible_collections.phyllome.os.plugins.module_utils._common.actions import ActionRecorder
+from ansible_collections.phyllome.os.plugins.module_utils._common.errors import HostStateError, InvalidInput, NotFound
+from ansible_collections.phyllome.os.plugins.module_utils._domain.manager import run_domain
+from ansible_collections.phyllome.os.plugins.module_utils._domain.options import MODULE_OPTIONS
+from ansible_collections.phyllome.os.plugins.module_utils._libvirt.domain_client import DomainClient
+
+libvirt = pytest.importorskip('libvirt')
+
+URI = 'test:///default'
+MUTATIONS = ('define', 'start', 'suspend', 'resume', 'destroy', 'shutdown', 'undefine', 'set_autostart',
+             'create_volume', 'delete_volume')
+
+
+class SpyClient(DomainClient):
+    """A DomainClient that records which mutating methods ran."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.called = []
+
+    def __getattribute__(self, name):
+        value = object.__getattribute__(self, name)
+        if name not in MUTATIONS:
+            return value
+        called = object.__getattribute__(self, 'called')
+
+        def spy(*args, **kwargs):
+            called.append(name)
+            return value(*args, **kwargs)
+        return spy
+
+
+@pytest.fixture
+def client():
+    conn = libvirt.open(URI)
+    yield SpyClient(conn, URI)
+    conn.close()
+
+
+@pytest.fixture
+def name():
+    name = 'unit-%s' % uuid_module.uuid4().hex[:8]
+    yield name
+    conn = libvirt.open(URI)
+    try:
+        dom = conn.lookupByName(name)
+    except libvirt.libvirtError:
+        return
+    if dom.isActive():
+        dom.destroy()
+    dom.undefine()
+
+
+@pytest.fixture
+def image(tmp_path):
+    path = tmp_path / 'disk.img'
+    path.write_bytes(b'')
+    return str(path)
+
+
+def run(client, check=False, **params):
+    full = dict((o.name, o.default) for o in MODULE_OPTIONS)
+    full.update(params)
+    recorder = ActionRecorder(check_mode=check)
+    result = run_domain(full, client, recorder, sleep=lambda s: None)
+    result['changed'] = recorder.changed
+    return result
+
+
+def model(image, **extra):
+    values = {'os': 'linux', 'memory': 512, 'disks': [{'path': image}], 'networks': [{'type': 'user'}]}
+    values.update(extra)
+    return values
+
+
+def test_define_then_nothing_to_do(client, name, image):
+    first = run(client, name=name, model=model(image))
+    assert first['changed'] and first['actions'] == ['define domain %s' % name]
+    assert first['changes'] == ['domain %s defined' % name]
+    assert first['state'] == 'shutoff' and first['uuid']
+    second = run(client, name=name, model=model(image))
+    assert not second['changed'] and second['actions'] == [] and second['changes'] == []
+    assert second['uuid'] == first['uuid']
+    assert second['diff']['before'] == second['diff']['after']
+
+
+def test_check_mode_calls_no_mutating_api(client, name, image):
+    result = run(client, check=True, name=name, model=model(image), state='running', autostart=True)
+    assert result['changed']
+    assert result['actions'] == ['define domain %s' % name, 'enable autostart of domain %s' % name,
+                                 'start domain %s' % name]
+    assert result['state'] == 'running' and result['diff']['before'] == ''
+    assert client.called == []
+    assert client.lookup(name) is None
+
+
+def test_check_mode_predicts_the_real_run(client, name, image):
+    run(client, name=name, model=model(image))
+    predicted = run(client, check=True, name=name, model=model(image, memory=1024), state='running')
+    assert client.called == ['define']
+    real = run(client, name=name, model=model(image, memory=1024), state='running')
+    assert predicted['actions'] == real['actions']
+    assert predicted['changes'] == real['changes'] == ['memory changed from 512 MiB to 1 GiB',
+                                                       'currentMemory changed from 512 MiB to 1 GiB']
+    assert predicted['diff']['after'] == real['diff']['after']
+
+
+def test_update_in_place_keeps_uuid_and_mac(client, name, image):
+    first = run(client, name=name, model=model(image))
+    mac = client.lookup(name).XMLDesc(0).split("mac address='")[1][:17]
+    changed = run(client, name=name, model=model(image, memory=768, vcpus=4))
+    assert changed['changed'] and changed['uuid'] == first['uuid']
+    assert "mac address='%s'" % mac in client.lookup(name).XMLDesc(0)
+    assert 'vcpu: 2' not in ' '.join(changed['changes'])
+    assert 'vcpu changed from 2 to 4' in changed['changes']
+
+
+def test_states(client, name, image):
+    assert run(client, name=name, model=model(image), state='running')['state'] == 'running'
+    assert run(client, name=name, state='running')['changed'] is False
+    paused = run(client, name=name, state='paused')
+    assert paused['actions'] == ['pause domain %s' % name] and paused['state'] == 'paused'
+    resumed = run(client, name=name, state='running')
+    assert resumed['actions'] == ['resume domain %s' % name]
+    stopped = run(client, name=name, state='shutdown')
+    assert stopped['state'] == 'shutoff'
+    assert stopped['actions'] == ['shut down domain %s (ACPI power button, up to 120 s)' % name]
+    started_paused = run(client, name=name, state='paused')
+    assert started_paused['actions'] == ['start domain %s paused' % name]
+
+
+def test_running_domain_reports_restart_required_until_restarted(client, name, image):
+    run(client, name=name, model=model(image), state='running')
+    changed = run(client, name=name, model=model(image, memory=1024), state='running')
+    assert changed['restart_required'] is True
+    # Still pending on the next run, which changes nothing.
+    again = run(client, name=name, model=model(image, memory=1024), state='running')
+    assert again['changed'] is False and again['restart_required'] is True
+    restarted = run(client, name=name, model=model(image, memory=1024), state='running', apply='restart')
+    assert restarted['actions'] == [
+        'shut down domain %s (ACPI power button, up to 120 s, to apply the new definition)' % name,
+        'start domain %s' % name]
+    assert restarted['restart_required'] is False
+    assert run(client, name=name, model=model(image, memory=1024), state='running')['restart_required'] is False
+
+
+def test_change_to_a_stopped_domain_needs_no_restart(client, name, image):
+    run(client, name=name, model=model(image))
+    assert run(client, name=name, model=model(image, memory=1024))['restart_required'] is False
+
+
+def test_state_of_a_removed_tpm_goes_with_the_domain(client, name, image):
+    run(client, name=name, model=model(image))
+    dropped = run(client, name=name, model=model(image, tpm=False))
+    assert dropped['changes'] == ['devices/tpm[tpm-crb] removed']
+    assert 'removed-tpm' in dropped['xml']
+    removed = run(client, name=name, state='absent')
+    assert removed['actions'][0] == ('give domain %s back the TPM a change removed, so that its state goes with it'
+                                     % name)
+    # A TPM that comes back is no longer remembered as removed.
+    run(client, name=name, model=model(image))
+    run(client, name=name, model=model(image, tpm=False))
+    back = run(client, name=name, model=model(image))
+    assert 'removed-tpm' not in back['xml']
+
+
+def test_autostart(client, name, image):
+    assert run(client, name=name, model=model(image), autostart=True)['actions'][-1] == \
+        'enable autostart of domain %s' % name
+    assert run(client, name=name, autostart=True)['changed'] is False
+    assert run(client, name=name, autostart=False)['actions'] == ['disable autostart of domain %s' % name]
+
+
+def test_absent_undefines_and_is_idempotent(client, name, image):
+    run(client, name=name, model=model(image), state='running')
+    removed = run(client, name=name, state='absent')
+    assert removed['state'] == 'absent' and removed['diff']['after'] == ''
+    assert removed['actions'][-1].startswith('undefine domain %s' % name)
+    assert client.lookup(name) is None
+    assert run(client, name=name, state='absent')['changed'] is False
+
+
+def test_absent_ignores_what_the_domain_would_be(client, name, image):
+    run(client, name=name, model=model(image))
+    # A model that no longer builds (the image is gone) does not stand in the way of removing it.
+    removed = run(client, name=name, state='absent', model=model('/nonexistent.img', vcpus=3, cpu={'threads': 2}))
+    assert removed['changed'] and client.lookup(name) is None
+    xml = "<domain><name>%s</name></domain>" % name
+    run(client, name=name, model=model(image))
+    assert run(client, xml=xml, state='absent')['changes'] == ['domain %s removed' % name]
+
+
+def test_volumes_created_and_removed_with_remove_storage(client, name):
+    disks = [{'pool': 'default-pool', 'volume': '%s.qcow2' % name, 'format': 'qcow2', 'size': '10G'}]
+    created = run(client, name=name, model={'disks': disks, 'networks': []})
+    assert created['actions'] == ['create volume %s.qcow2 in pool default-pool' % name, 'define domain %s' % name]
+    assert 'phyllome:volume' in created['xml'] or 'volume pool="default-pool"' in created['xml']
+    pool = client.conn.storagePoolLookupByName('default-pool')
+    assert pool.storageVolLookupByName('%s.qcow2' % name).info()[1] == 10 * 1024 ** 3
+    assert run(client, name=name, model={'disks': disks, 'networks': []})['changed'] is False
+    kept = run(client, name=name, state='absent')
+    assert 'delete volume' not in ' '.join(kept['actions'])
+    assert pool.storageVolLookupByName('%s.qcow2' % name)
+    pool.storageVolLookupByName('%s.qcow2' % name).delete(0)
+    run(client, name=name, model={'disks': disks, 'networks': []})
+    removed = run(client, name=name, state='absent', remove_storage=True)
+    assert removed['actions'][-1] == 'delete volume %s.qcow2 in pool default-pool' % name
+    with pytest.raises(libvirt.libvirtError):
+        pool.storageVolLookupByName('%s.qcow2' % name)
+
+
+def test_existing_volumes_are_never_recorded_as_created(client, name):
+    pool = client.conn.storagePoolLookupByName('default-pool')
+    pool.createXML("<volume><name>%s-old.raw</name><capacity>1048576</capacity></volume>" % name, 0)
+    disks = [{'pool': 'default-pool', 'volume': '%s-old.raw' % name, 'size': 1}]
+    try:
+        run(client, name=name, model={'disks': disks, 'networks': []})
+        removed = run(client, name=name, state='absent', remove_storage=True)
+        assert 'delete volume' not in ' '.join(removed['actions'])
+        assert pool.storageVolLookupByName('%s-old.raw' % name)
+    finally:
+        pool.storageVolLookupByName('%s-old.raw' % name).delete(0)
+
+
+def test_xml_mode(client, name, image):
+    xml = ("<domain type='test'><name>%s</name><memory unit='MiB'>128</memory><vcpu>1</vcpu>"
+           "<os><type arch='x86_64'>hvm</type></os>"
+           "<devices><disk type='file' device='disk'><source file='%s'/><target dev='vda' bus='virtio'/></disk>"
+           "</devices></domain>") % (name, image)
+    assert run(client, xml=xml)['changed'] is True
+    assert run(client, xml=xml)['changed'] is False
+    partial = "<domain><name>%s</name><memory unit='MiB'>256</memory></domain>" % name
+    # No type in a partial XML: the domain keeps its own.
+    changed = run(client, xml=partial)
+    assert changed['changes'] == ['memory changed from 128 MiB to 256 MiB']
+    # The disk, left out of the partial XML, is still there.
+    assert "<target dev='vda'" in client.lookup(name).XMLDesc(0)
+
+
+def test_xml_without_type_gets_the_hosts_for_a_new_domain(client, name, image):
+    xml = ("<domain><name>%s</name><memory unit='MiB'>128</memory><vcpu>1</vcpu>"
+           "<os><type arch='x86_64'>hvm</type></os></domain>") % name
+    assert run(client, xml=xml)['xml'].startswith('<domain type="test"')
+    assert run(client, xml=xml)['changed'] is False
+
+
+@pytest.mark.parametrize('params, error, message', [
+    ({'model': {'disks': [{'path': '/nonexistent/disk.img'}]}}, InvalidInput, 'does not exist'),
+    ({'model': {'disks': [{'path': '/nonexistent/new.img', 'size': 1}]}}, InvalidInput, 'no storage pool'),
+    ({'model': {'disks': [{'pool': 'default-pool', 'volume': 'missing.raw'}]}}, InvalidInput, 'give size'),
+    ({'model': {'hostdevs': [{'address': '0000:42:00.0'}], 'networks': []}}, InvalidInput, 'no PCI device'),
+    ({'model': {'extra_xml': ['<os>']}}, InvalidInput, 'not well-formed'),
+    ({'xml': '<domain><name>x</name>'}, InvalidInput, 'not well-formed'),
+    ({'xml': '<vm/>'}, InvalidInput, 'root element'),
+    ({'state': 'absent', 'autostart': True}, InvalidInput, 'conflicts'),
+    ({'shutdown_timeout': -1}, InvalidInput, 'shutdown_timeout'),
+    ({'state': 'running'}, NotFound, 'is not defined'),
+])
+def test_bad_input_changes_nothing(client, name, params, error, message):
+    with pytest.raises(error, match=message):
+        run(client, name=name, **params)
+    assert client.called == []
+    assert client.lookup(name) is None
+
+
+def test_name_clash_with_another_uuid(client, name, image):
+    run(client, name=name, model=model(image))
+    other = str(uuid_module.uuid4())
+    with pytest.raises(InvalidInput, match='already exists with uuid'):
+        run(client, name=name, model=model(image, extra_xml=['<uuid>%s</uuid>' % other]))
+    with pytest.raises(InvalidInput, match='differs from the <name>'):
+        run(client, name=name, xml='<domain><name>other</name></domain>')
+
+
+def test_shutdown_that_times_out_fails_unless_forced(client, name, image, monkeypatch):
+    run(client, name=name, model=model(image), state='running')
+    # The test driver's guests always obey the button: make this one ignore it.
+    monkeypatch.setattr(client, 'shutdown', lambda dom, timeout, sleep, clock: False)
+    with pytest.raises(HostStateError, match='did not shut down within 5 s'):
+        run(client, name=name, state='shutdown', shutdown_timeout=5)
+    assert client.state(client.lookup(name)) == 'running'
+    forced = run(client, name=name, state='shutdown', shutdown_timeout=5, force=True)
+    assert forced['actions'][-1] == 'power off domain %s' % name and forced['state'] == 'shutoff'

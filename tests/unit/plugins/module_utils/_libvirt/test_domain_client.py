@@ -1,0 +1,185 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the phyllome.os collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The libvirt edge for domains, on libvirt's in-process test driver."""
+
+from __future__ import annotations
+
+import uuid as uuid_module
+
+import pytest
+
+from ansible_collections.phyllome.os.plugins.module_utils._common.errors import LibvirtFailure
+from ansible_collections.phyllome.os.plugins.module_utils._libvirt import domain_client
+from ansible_collections.phyllome.os.plugins.module_utils._libvirt.domain_client import DomainClient
+
+libvirt = pytest.importorskip('libvirt')
+
+URI = 'test:///default'
+XML = ("<domain type='test'><name>%s</name><memory>131072</memory><vcpu>1</vcpu>"
+       "<os><type arch='x86_64'>hvm</type></os></domain>")
+
+
+@pytest.fixture
+def client():
+    client = DomainClient.connect(URI)
+    yield client
+    client.conn.close()
+
+
+@pytest.fixture
+def dom(client):
+    dom = client.define(XML % ('client-%s' % uuid_module.uuid4().hex[:8]))
+    yield dom
+    try:
+        if dom.isActive():
+            dom.destroy()
+        dom.undefine()
+    except libvirt.libvirtError:
+        pass
+
+
+def test_lookup(client, dom):
+    assert client.lookup(dom.name()).UUIDString() == dom.UUIDString()
+    assert client.lookup('no-such-domain') is None
+    assert client.lookup_uuid(dom.UUIDString()).name() == dom.name()
+    assert client.lookup_uuid(str(uuid_module.uuid4())) is None
+
+
+def test_state_and_lifecycle(client, dom):
+    assert client.state(dom) == 'shutoff' and client.domain_id(dom) is None
+    client.start(dom)
+    assert client.state(dom) == 'running' and client.domain_id(dom) > 0
+    client.suspend(dom)
+    assert client.state(dom) == 'paused'
+    # A paused domain is resumed before the power button: paused guests cannot see it.
+    assert client.shutdown(dom, 10, sleep=lambda s: None) is True
+    assert client.state(dom) == 'shutoff'
+    client.start(dom, paused=True)
+    assert client.state(dom) == 'paused'
+    client.destroy(dom)
+    client.destroy(dom)  # already off: fine
+    assert client.state(dom) == 'shutoff'
+
+
+def test_undefine_drops_flags_the_driver_does_not_know(client, dom):
+    name = dom.name()
+    client.undefine(dom)
+    assert client.lookup(name) is None
+
+
+def test_undefine_flags():
+    assert domain_client.UNDEFINE_ALL == (libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+                                          | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+                                          | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
+                                          | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA
+                                          | libvirt.VIR_DOMAIN_UNDEFINE_TPM)
+
+
+def test_autostart(client, dom):
+    client.set_autostart(dom, True)
+    assert client.autostart(dom) is True
+    client.set_autostart(dom, False)
+    assert client.autostart(dom) is False
+
+
+def test_errors_carry_libvirt_words(client):
+    with pytest.raises(LibvirtFailure, match='libvirt refused the domain definition: .*'):
+        client.define("<domain type='test'><name>x</name></domain>")
+
+
+def test_domain_capabilities_of_a_driver_without_them(client):
+    assert client.domain_capabilities('x86_64', 'q35', 'kvm') is None
+
+
+def test_interface_addresses(client):
+    addresses = client.interface_addresses(client.lookup('test'))
+    assert addresses == {'aa:bb:cc:dd:ee:ff': [{'address': '192.168.122.3', 'prefix': 24, 'family': 'ipv4',
+                                                'source': 'lease'}]}
+
+
+def test_volumes(client):
+    name = 'client-%s.raw' % uuid_module.uuid4().hex[:8]
+    assert client.volume_exists('default-pool', name) is False
+    client.create_volume('default-pool', "<volume><name>%s</name><capacity>1024</capacity></volume>" % name)
+    assert client.volume_exists('default-pool', name) is True
+    assert client.delete_volume('default-pool', name) is True
+    assert client.delete_volume('default-pool', name) is False
+    with pytest.raises(LibvirtFailure, match='storage pool no-such-pool'):
+        client.volume_exists('no-such-pool', name)
+
+
+class _CountingPool:
+    """Wraps a storage pool and counts refresh() calls."""
+
+    def __init__(self, pool):
+        self._pool = pool
+        self.refreshed = 0
+
+    def refresh(self, flags=0):
+        self.refreshed += 1
+        return self._pool.refresh(flags)
+
+    def __getattr__(self, name):
+        return getattr(self._pool, name)
+
+
+@pytest.mark.parametrize('refresh, refreshed', [(True, 1), (False, 0)])
+def test_missing_volume_rescans_the_pool_only_when_allowed(client, monkeypatch, refresh, refreshed):
+    # Check mode passes refresh=False: virStoragePoolRefresh is a write-type API.
+    pool = _CountingPool(client.conn.storagePoolLookupByName('default-pool'))
+    monkeypatch.setattr(client, '_pool', lambda name: pool)
+    assert client.volume_exists('default-pool', 'absent-%s.raw' % uuid_module.uuid4().hex[:8], refresh=refresh) is False
+    assert pool.refreshed == refreshed
+
+
+@pytest.mark.parametrize('uri, local', [
+    ('qemu:///system', True), ('qemu:///session', True), ('test:///default', True),
+    ('qemu+ssh://root@host1/system', False), ('qemu+tls://host1.example.com/system', False),
+])
+def test_is_local(uri, local):
+    assert DomainClient(None, uri).is_local is local
+
+
+class _Guest:
+    """A domain whose guest answers the power button after `polls` state checks (never when None)."""
+
+    def __init__(self, polls):
+        self.polls = polls
+        self.pressed = 0
+
+    def name(self):
+        return 'guest'
+
+    def state(self):
+        return [1, 1]
+
+    def isActive(self):
+        if self.polls is None:
+            return True
+        self.polls -= 1
+        return self.polls > 0
+
+    def shutdownFlags(self, flags):
+        assert flags == domain_client.SHUTDOWN_ACPI_POWER_BTN
+        self.pressed += 1
+
+
+class _Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+@pytest.mark.parametrize('polls, result, elapsed', [(3, True, 0.5), (None, False, 30.0)])
+def test_shutdown_waits_then_reports(polls, result, elapsed):
+    client = DomainClient(None, URI)
+    guest, clock = _Guest(polls), _Clock()
+    assert client.shutdown(guest, 30, sleep=clock.sleep, clock=clock) is result
+    assert guest.pressed == 1
+    assert clock.now == pytest.approx(elapsed)
