@@ -128,3 +128,19 @@ def test_is_char_device(tree):
     os.mknod(os.path.join(tree.root, 'dev/kvm'), 0o020660, os.makedev(10, 232))
     assert tree.is_char_device('/dev/kvm')
     assert not tree.is_char_device('/sys/bus/pci/devices/0000:01:00.0/vendor')
+
+
+def test_find_program_takes_the_first_executable_file_on_the_path(tmp_path):
+    for directory, mode in (('usr/local/bin', 0o644), ('usr/bin', 0o755), ('bin', 0o755)):
+        (tmp_path / directory).mkdir(parents=True)
+        program = tmp_path / directory / 'swtpm'
+        program.write_text('#!/bin/sh\n')
+        program.chmod(mode)
+    (tmp_path / 'usr/sbin/swtpm_setup').mkdir(parents=True)
+    fs = HostFS(str(tmp_path))
+    # Not executable in /usr/local/bin: the next directory's wins.
+    assert fs.find_program('swtpm') == '/usr/bin/swtpm'
+    # A directory is no program.
+    assert fs.find_program('swtpm_setup') is None
+    assert fs.find_program('grubby', 'swtpm') == '/usr/bin/swtpm'
+    assert fs.find_program('swtpm', path=('/bin',)) == '/bin/swtpm'

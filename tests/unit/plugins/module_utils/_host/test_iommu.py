@@ -241,3 +241,17 @@ def test_every_cause_has_words_of_its_own():
     assert len(reasons) == len(iommu.CAUSES)
     with pytest.raises(ValueError, match='unknown IOMMU problem'):
         iommu.explain(problem('sunspots', 'amd'), found())
+
+
+@pytest.mark.parametrize('found, cpu_vendor, kind, args', [
+    # A registered unit tells, then the firmware's table, then the CPU vendor.
+    ({'kind': 'intel', 'firmware_table': 'DMAR'}, None, 'intel', ['intel_iommu=on', 'iommu=pt']),
+    ({'kind': 'none', 'firmware_table': 'DMAR'}, 'AuthenticAMD', 'intel', ['intel_iommu=on', 'iommu=pt']),
+    ({'kind': 'amd', 'firmware_table': 'IVRS'}, None, 'amd', ['iommu=pt']),
+    ({'kind': 'virtio', 'firmware_table': None}, None, None, ['iommu=pt']),
+    ({'kind': 'none', 'firmware_table': None}, 'GenuineIntel', 'intel', ['intel_iommu=on', 'iommu=pt']),
+])
+def test_one_rule_for_intel_iommu_on(found, cpu_vendor, kind, args):
+    # diagnose() (host_info, iommu_info) and pci_passthrough's iommu_args both ask these.
+    assert iommu.platform_kind(found, cpu_vendor) == kind
+    assert iommu.recommended_kernel_args(found, cpu_vendor) == args
