@@ -10,12 +10,14 @@ phyllome-bench, so a developer's lab is left alone):
   The floor is a playbook of as many trivial tasks (ansible.builtin.ping) as
   the no-op re-converge ran on the host, plus the same fact gathering, over
   the same SSH connection. Target: no-op re-converge <= 1.3x that floor.
-- bench2 gets only `apt-get install libvirt-daemon-system` (apt's defaults,
-  from the same local repository): a stock Debian libvirt host.
+- bench2 gets only `apt-get install libvirt-daemon-system` with apt's
+  defaults (recommends included), from a repository downloaded for it the
+  same way: a stock Debian libvirt host.
 
-Then both idle for a while and the resident memory (RSS) of every process on
-each (but the measuring SSH session) is summed. Target: the converged
-headless host below the stock one.
+Then libvirtd restarts on both (so that the converge's own libvirt queries do
+not weigh on ours), both idle for a while, and the resident memory (RSS) of
+every process on each (but the measuring SSH session) is summed. Target: the
+converged headless host below the stock one.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import time
 from common import REPO, VENV_BIN, ansible_env
 
 HOSTS = os.path.join(REPO, 'tests', 'lab', 'hosts.sh')
+ROOTFS = os.path.join(REPO, 'tests', 'lab', 'cache', 'rootfs-bookworm')
 SITE = os.path.join(REPO, 'playbooks', 'site.yml')
 LAB_ENV = {'LAB_PREFIX': 'phyllome-bench', 'LAB_DIR': os.path.join(REPO, '.build', 'bench-lab')}
 IDLE_SECONDS = 60
@@ -73,6 +76,18 @@ def floor_playbook(directory, count):
     return path
 
 
+def stock_repository(dest):
+    """libvirt-daemon-system and what apt installs with it by default (recommends too), beyond the bare root."""
+    if os.path.exists(os.path.join(dest, 'Packages')):
+        return
+    os.makedirs(os.path.join(dest, 'partial'), exist_ok=True)
+    subprocess.run(['apt-get', '-y', '-q', '--download-only', '-o', 'APT::Install-Recommends=true',
+                    '-o', 'Dir::State::status=%s/var/lib/dpkg/status' % ROOTFS, '-o', 'Dir::Cache::archives=%s' % dest,
+                    'install', 'libvirt-daemon-system'], check=True, capture_output=True)
+    with open(os.path.join(dest, 'Packages'), 'w') as packages:
+        subprocess.run(['dpkg-scanpackages', '-m', '.'], cwd=dest, check=True, stdout=packages, stderr=subprocess.DEVNULL)
+
+
 def rss(name):
     out = lab('ssh', name, RSS_SCRIPT).stdout.split('\n')
     by_command = {}
@@ -96,9 +111,14 @@ def main():
         again, again_stats, again_tasks = playbook(SITE, inventory, 'lab1')
         with tempfile.TemporaryDirectory(prefix='phyllome-bench-') as directory:
             floor, floor_stats, floor_tasks = playbook(floor_playbook(directory, again_tasks - 1), inventory, 'lab1')
-        lab('ssh', 'lab2', 'apt-get -q update >/dev/null 2>&1 || true; '
-            'printf "deb [trusted=yes] file:/srv/phyllome-repo ./\\n" > /etc/apt/sources.list; '
+        stock_repo = os.path.join(LAB_ENV['LAB_DIR'], 'hosts', 'lab2', 'root', 'srv', 'stock-repo')
+        stock_repository(stock_repo)
+        lab('ssh', 'lab2', 'printf "deb [trusted=yes] file:/srv/stock-repo ./\\n" > /etc/apt/sources.list; '
             'apt-get -q update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get -y -q install libvirt-daemon-system >/dev/null')
+        stock_packages = int(lab('ssh', 'lab2', "dpkg-query -W -f='.' | wc -c").stdout)
+        ours_packages = int(lab('ssh', 'lab1', "dpkg-query -W -f='.' | wc -c").stdout)
+        for name in ('lab1', 'lab2'):
+            lab('ssh', name, 'systemctl restart libvirtd.service')
         time.sleep(IDLE_SECONDS)
         ours, ours_by = rss('lab1')
         stock, stock_by = rss('lab2')
@@ -115,11 +135,15 @@ def main():
     print('no-op re-converge / floor: %.2fx (target <= %.1fx)' % (ratio, TARGET_RATIO))
     print()
     print('idle memory after %d s, RSS of every process but the measuring SSH session' % IDLE_SECONDS)
-    print('  converged headless host: %6.1f MiB' % (ours / 1024.0))
-    print('  stock libvirt-daemon-system host: %6.1f MiB' % (stock / 1024.0))
+    print('  converged headless host: %6.1f MiB (%d packages)' % (ours / 1024.0, ours_packages))
+    print('  stock libvirt-daemon-system host: %6.1f MiB (%d packages)' % (stock / 1024.0, stock_packages))
     for label, by in (('converged', ours_by), ('stock', stock_by)):
         top = sorted(by.items(), key=lambda kv: -kv[1])[:8]
         print('  %s, largest: %s' % (label, ', '.join('%s %.1f' % (c, kb / 1024.0) for c, kb in top)))
+    differ = sorted(set(ours_by) | set(stock_by), key=lambda c: -abs(ours_by.get(c, 0) - stock_by.get(c, 0)))
+    print('  where they differ (MiB, converged - stock): %s' % ', '.join(
+        '%s %+.1f' % (c, (ours_by.get(c, 0) - stock_by.get(c, 0)) / 1024.0) for c in differ
+        if abs(ours_by.get(c, 0) - stock_by.get(c, 0)) >= 256))
     missed = []
     if ratio > TARGET_RATIO:
         missed.append('no-op re-converge %.2fx the floor' % ratio)

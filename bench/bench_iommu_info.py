@@ -48,8 +48,8 @@ def build_tree(directory):
 
 def module_utils_seconds(root):
     sys.path.insert(0, COLLECTIONS)
-    from ansible_collections.phyllome.os.plugins.module_utils.hostfs import HostFS
-    from ansible_collections.phyllome.os.plugins.module_utils.iommu_groups import gather
+    from ansible_collections.phyllome.os.plugins.module_utils._common.hostfs import HostFS
+    from ansible_collections.phyllome.os.plugins.module_utils._host.iommu_groups import gather
 
     times = []
     report = None
