@@ -21,38 +21,13 @@ description:
     returns RV(restart_required).
   - Without O(xml), an existing network is only started, stopped or (un)set to autostart.
 options:
-  name:
-    description: The network's name (its C(<name>); added to O(xml) when O(xml) has none).
-    type: str
-    required: true
   xml:
     description:
       - The network's definition, a C(<network>) document. Needed to create it.
     type: str
-  state:
-    description: C(present) defines it when missing and corrects its definition; C(absent) stops and undefines it.
-    type: str
-    choices: [present, absent]
-    default: present
-  active:
-    description: Started (V(true)) or stopped (V(false)); unset leaves it as it is.
-    type: bool
-  autostart:
-    description: Started with the libvirt daemon (V(true)) or not (V(false)); unset leaves it as it is.
-    type: bool
 extends_documentation_fragment:
   - phyllome.os.libvirt
-attributes:
-  check_mode:
-    support: full
-    description: Reports the same steps a real run takes, and changes nothing.
-  diff_mode:
-    support: full
-    description: The stored definition before and after.
-  platform:
-    support: full
-    platforms: posix
-    description: Any host whose libvirt the URI reaches.
+  - phyllome.os.libvirt_object
 seealso:
   - module: phyllome.os.storage_pool
   - name: libvirt network XML format
@@ -128,18 +103,11 @@ actions:
   sample: [define network default, start network default, autostart network default]
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.phyllome.os.plugins.module_utils._common.actions import ActionRecorder
-from ansible_collections.phyllome.os.plugins.module_utils._common.module_glue import run_and_exit
-from ansible_collections.phyllome.os.plugins.module_utils._libvirt.connection import open_connection, uri_argument_spec
-from ansible_collections.phyllome.os.plugins.module_utils._libvirt.objects import argument_spec, run
+from ansible_collections.phyllome.os.plugins.module_utils._libvirt.objects import run_module
 
 
 def main():
-    module = AnsibleModule(argument_spec=dict(uri_argument_spec(), **argument_spec('network')), supports_check_mode=True)
-    recorder = ActionRecorder(check_mode=module.check_mode)
-    run_and_exit(module, recorder, run, 'network', module.params, recorder, open_connection)
+    run_module('network')
 
 
 if __name__ == '__main__':

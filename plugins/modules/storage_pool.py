@@ -21,27 +21,10 @@ description:
     which the module does not do; it returns RV(restart_required) instead.
   - Without O(xml), an existing pool is only started, stopped or (un)set to autostart.
 options:
-  name:
-    description: The pool's name (its C(<name>); added to O(xml) when O(xml) has none).
-    type: str
-    required: true
   xml:
     description:
       - The pool's definition, a C(<pool>) document. Needed to create it.
     type: str
-  state:
-    description:
-      - C(present) defines it when missing and corrects its definition; C(absent) stops and undefines it, and
-        leaves its volumes and directory alone.
-    type: str
-    choices: [present, absent]
-    default: present
-  active:
-    description: Started (V(true)) or stopped (V(false)); unset leaves it as it is.
-    type: bool
-  autostart:
-    description: Started with the libvirt daemon (V(true)) or not (V(false)); unset leaves it as it is.
-    type: bool
   build:
     description:
       - Build a pool that this task defines (libvirt's C(pool-build)), before starting it. For a C(dir) pool
@@ -50,17 +33,7 @@ options:
     default: true
 extends_documentation_fragment:
   - phyllome.os.libvirt
-attributes:
-  check_mode:
-    support: full
-    description: Reports the same steps a real run takes, and changes nothing.
-  diff_mode:
-    support: full
-    description: The stored definition before and after.
-  platform:
-    support: full
-    platforms: posix
-    description: Any host whose libvirt the URI reaches.
+  - phyllome.os.libvirt_object
 seealso:
   - module: phyllome.os.network
   - name: libvirt storage pool XML format
@@ -126,18 +99,11 @@ actions:
   sample: [define storage pool isos, build storage pool isos, start storage pool isos, autostart storage pool isos]
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.phyllome.os.plugins.module_utils._common.actions import ActionRecorder
-from ansible_collections.phyllome.os.plugins.module_utils._common.module_glue import run_and_exit
-from ansible_collections.phyllome.os.plugins.module_utils._libvirt.connection import open_connection, uri_argument_spec
-from ansible_collections.phyllome.os.plugins.module_utils._libvirt.objects import argument_spec, run
+from ansible_collections.phyllome.os.plugins.module_utils._libvirt.objects import run_module
 
 
 def main():
-    module = AnsibleModule(argument_spec=dict(uri_argument_spec(), **argument_spec('pool')), supports_check_mode=True)
-    recorder = ActionRecorder(check_mode=module.check_mode)
-    run_and_exit(module, recorder, run, 'pool', module.params, recorder, open_connection)
+    run_module('pool')
 
 
 if __name__ == '__main__':

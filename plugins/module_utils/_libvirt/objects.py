@@ -318,3 +318,16 @@ def run(kind, params, recorder, open_connection):
                         active=params.get('active'), autostart=params.get('autostart'), build=params.get('build', False))
     finally:
         conn.close()
+
+
+def run_module(kind):
+    """main() of the network and storage_pool modules: one argument spec, one flow, one end."""
+    from ansible.module_utils.basic import AnsibleModule
+
+    from ansible_collections.phyllome.os.plugins.module_utils._common.actions import ActionRecorder
+    from ansible_collections.phyllome.os.plugins.module_utils._common.module_glue import run_and_exit
+    from ansible_collections.phyllome.os.plugins.module_utils._libvirt.connection import open_connection, uri_argument_spec
+
+    module = AnsibleModule(argument_spec=dict(uri_argument_spec(), **argument_spec(kind)), supports_check_mode=True)
+    recorder = ActionRecorder(check_mode=module.check_mode)
+    run_and_exit(module, recorder, run, kind, module.params, recorder, open_connection)
