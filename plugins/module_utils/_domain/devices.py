@@ -38,7 +38,9 @@ def interface_source(nic):
 def hostdev_source(dev):
     """{address, vendor, product} of a <hostdev>'s source, None where it has none.
 
-    address: '0000:01:00.0' (pci), 'BUS:DEVICE' (usb, decimal), the mdev UUID;
+    address: '0000:01:00.0' (pci), 'BUS:DEVICE' (usb, decimal), the mdev UUID,
+    'scsi_host0:0:0:0' (scsi: adapter, bus, target, unit), the iSCSI target
+    name and LUN ('iqn.2008-06.example:target/0'), the vhost WWPN (scsi_host);
     vendor, product: the USB IDs as the XML writes them ('0x046d').
     """
     found = {'address': None, 'vendor': None, 'product': None}
@@ -57,4 +59,14 @@ def hostdev_source(dev):
             found['address'] = format_usb_address(int(address.get('bus'), 0), int(address.get('device', '0'), 0))
     elif kind == 'mdev' and address is not None:
         found['address'] = address.get('uuid')
+    elif kind == 'scsi' and source.get('protocol') == 'iscsi':
+        name = source.get('name') or ''
+        found['address'] = name if '/' in name else name + '/0'  # LUN 0 unless given
+    elif kind == 'scsi':
+        adapter = source.find('adapter')
+        if adapter is not None and address is not None:
+            found['address'] = '%s:%s' % (adapter.get('name'), ':'.join(
+                str(int(address.get(part, '0'), 0)) for part in ('bus', 'target', 'unit')))
+    elif kind == 'scsi_host':
+        found['address'] = source.get('wwpn')
     return found

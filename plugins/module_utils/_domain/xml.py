@@ -23,8 +23,12 @@ from ansible_collections.phyllome.os.plugins.module_utils._common.units import q
 PHYLLOME_NS = 'https://github.com/PhyllomeOS/phyllome.os/domain/1'
 PHYLLOME_PREFIX = 'phyllome'
 
-# Elements whose text is a memory size in KiB unless `unit` says otherwise.
-QUANTITY_TAGS = frozenset(('memory', 'currentMemory', 'maxMemory', 'size', 'requested', 'current'))
+# Elements whose text is a memory size in KiB unless `unit` says otherwise
+# (memory, memory devices, memtune limits, the 64-bit PCI hole, a disk's
+# metadata cache); libvirt stores them in its own unit.
+QUANTITY_TAGS = frozenset(('memory', 'currentMemory', 'maxMemory', 'size', 'requested', 'current',
+                           'hard_limit', 'soft_limit', 'swap_hard_limit', 'min_guarantee', 'pcihole64',
+                           'max_size', 'block'))
 
 
 def etree():
@@ -111,11 +115,16 @@ def text_of(elem, path, default=None):
     return found.text.strip()
 
 
+# Quantities whose unit is not KiB when left out.
+_DEFAULT_UNITS = {'max_size': 'bytes'}
+
+
 def element_quantity(elem):
     """Bytes of a quantity element (<memory unit='MiB'>2048</memory>), else None."""
-    if local_tag(elem) not in QUANTITY_TAGS or elem.text is None:
+    tag = local_tag(elem)
+    if tag not in QUANTITY_TAGS or elem.text is None:
         return None
-    return quantity_bytes(elem.text, elem.get('unit'))
+    return quantity_bytes(elem.text, elem.get('unit'), _DEFAULT_UNITS.get(tag, 'KiB'))
 
 
 def same_number(a, b):
@@ -136,6 +145,23 @@ def _as_int(value):
     except ValueError:
         return None
     return None
+
+
+def cpu_set(value):
+    """The numbers of a libvirt CPU or node set ('0-3,^2,5'), as a frozenset; None when not one."""
+    if value is None:
+        return None
+    wanted, unwanted = set(), set()
+    for part in value.replace(' ', '').split(','):
+        if not part:
+            continue
+        target = unwanted if part.startswith('^') else wanted
+        part = part.lstrip('^')
+        low, _sep, high = part.partition('-')
+        if not low.isdigit() or (high and not high.isdigit()):
+            return None
+        target.update(range(int(low), int(high or low) + 1))
+    return frozenset(wanted - unwanted)
 
 
 def pci_address_text(elem):
