@@ -5,6 +5,7 @@
 #   hosts.sh down        stop every lab host by its recorded pid, remove its namespace and copy
 #   hosts.sh status      list the lab hosts and whether they answer
 #   hosts.sh inventory   print the path of the inventory `up` wrote
+#   hosts.sh netns HOST  print the network namespace of a lab host
 #   hosts.sh check-clean fail when anything of the lab is left (after `down`)
 #
 # Each host is a systemd-nspawn container booted from a debootstrap minbase
@@ -27,7 +28,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo_root=$(cd "$here/../.." && pwd)
 LAB_DIR=${LAB_DIR:-$repo_root/.build/lab}
 LAB_CACHE=${LAB_CACHE:-$here/cache}
-LAB_PREFIX=${LAB_PREFIX:-phyllome-lab}
+# Namespaces are named after the lab's directory, so that two checkouts (or a
+# developer's lab and a CI run) never share one.
+LAB_PREFIX=${LAB_PREFIX:-phyllome-lab-$(printf '%s' "$LAB_DIR" | sha256sum | cut -c1-6)}
 LAB_HOSTS=${LAB_HOSTS:-1}
 SUITE=bookworm
 # What a bare host has: enough for systemd, SSH and Ansible (python3-apt is
@@ -160,8 +163,9 @@ start_host() {
     log "$name is already running (pid $(cat "$dir/pid"))"
     return 0
   fi
+  # what a crashed run of this lab left (its recorded namespace, its copy)
+  stop_host "$name"
   step "booting $name (systemd-nspawn in network namespace $ns)"
-  rm -rf "$dir"
   mkdir -p "$dir"
   cp -a --reflink=auto "$(rootfs_dir)" "$dir/root"
   local root=$dir/root
@@ -174,10 +178,13 @@ start_host() {
   install -m 0600 "$LAB_DIR/id_ed25519.pub" "$root/root/.ssh/authorized_keys"
   chmod 0700 "$root/root/.ssh"
 
-  if ! ip netns list | awk '{print $1}' | grep -qx "$ns"; then
-    ip netns add "$ns"
-    echo "$ns" >"$dir/netns"
+  # Only a namespace of our own: another one of that name belongs to
+  # something else, which must not be touched.
+  if ip netns list | awk '{print $1}' | grep -qx "$ns"; then
+    die "network namespace $ns exists and is not this lab's: another lab (LAB_DIR) runs under that name"
   fi
+  ip netns add "$ns"
+  echo "$ns" >"$dir/netns"
   ip netns exec "$ns" ip link set lo up
   # /proc/sys/net is the host's own namespace's: writable, for libvirt's bridges.
   SYSTEMD_NSPAWN_API_VFS_WRITABLE=network \
@@ -321,7 +328,8 @@ case "${1:-}" in
   down) down ;;
   status) status ;;
   inventory) echo "$LAB_DIR/inventory.yml" ;;
+  netns) netns_of "$2" ;;
   check-clean) check_clean ;;
   ssh) shift; name=$1; shift; ssh_to "$name" "$@" ;;
-  *) echo "usage: $0 up [N] | down | status | inventory | check-clean | ssh HOST [CMD...]" >&2; exit 2 ;;
+  *) echo "usage: $0 up [N] | down | status | inventory | netns HOST | check-clean | ssh HOST [CMD...]" >&2; exit 2 ;;
 esac

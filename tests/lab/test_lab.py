@@ -98,6 +98,20 @@ def lab():
     assert down.returncode == 0, down.stderr
 
 
+def test_a_namespace_the_lab_did_not_create_is_left_alone(tmp_path):
+    env = dict(os.environ, LAB_DIR=str(tmp_path / 'lab'))
+    namespace = subprocess.run([HOSTS, 'netns', HOST], env=env, check=True, capture_output=True, text=True).stdout.strip()
+    sh('ip', 'netns', 'add', namespace)
+    try:
+        up = subprocess.run([HOSTS, 'up', '1'], env=env, capture_output=True, text=True, check=False)
+        assert up.returncode != 0 and 'is not this lab' in up.stderr, up.stderr
+        assert namespace in sh('ip', 'netns', 'list').stdout
+        down = subprocess.run([HOSTS, 'down'], env=env, capture_output=True, text=True, check=False)
+        assert down.returncode == 0 and namespace in sh('ip', 'netns', 'list').stdout
+    finally:
+        sh('ip', 'netns', 'delete', namespace)
+
+
 def test_check_mode_on_a_bare_host_runs_to_the_end_and_changes_nothing(lab):
     before = etc_fingerprint()
     job = lab(SITE, cmdline='--check --diff', ident='bare-check')
