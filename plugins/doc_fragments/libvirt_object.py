@@ -29,12 +29,12 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Reports the same steps a real run takes, and changes nothing.
+    details: Reports the same steps a real run takes, and changes nothing.
   diff_mode:
     support: full
-    description: The stored definition before and after, serialised one way so that only real changes show.
+    details: The stored definition before and after, serialised one way so that only real changes show.
   platform:
     support: full
     platforms: posix
-    description: Any host whose libvirt the URI reaches.
+    details: Any host whose libvirt the URI reaches.
 '''

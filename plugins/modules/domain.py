@@ -27,8 +27,8 @@ description:
     is removed. With O(xml), a top-level section you leave out is left alone (a partial XML with only
     C(<memory>) changes only the memory); the sections you give are compared as with the model, and
     C(<devices>) lists all devices the domain should have (apart from those libvirt adds itself)."
-  - Domain type and machine come from the host's domain capabilities (C(virsh domcapabilities)), C(kvm) when
-    the host offers it, else C(qemu) (TCG), or O(domain_type). UEFI firmware is chosen by libvirt's firmware
+  - Domain type and machine come from the host's domain capabilities (C(virsh domcapabilities)), V(kvm) when
+    the host offers it, else V(qemu) (TCG), or O(domain_type). UEFI firmware is chosen by libvirt's firmware
     auto-selection (C(os firmware='efi') with the C(secure-boot) and C(enrolled-keys) features), never by a
     hard-coded path.
   - Check mode never calls a mutating libvirt API; it reports the same changes and actions a real run makes.
@@ -59,8 +59,8 @@ options:
     type: bool
   domain_type:
     description:
-      - The domain type, instead of the one the host's domain capabilities suggest (C(kvm) when offered, else
-        C(qemu)). V(qemu) runs guests under QEMU's TCG emulation (slow, but works without KVM).
+      - The domain type, instead of the one the host's domain capabilities suggest (V(kvm) when offered, else
+        V(qemu)). V(qemu) runs guests under QEMU's TCG emulation (slow, but works without KVM).
       - Also overrides the C(type) of an O(xml) domain.
     type: str
     choices: [kvm, qemu]
@@ -78,7 +78,10 @@ options:
     description:
       - Seconds to wait for the guest to turn off after the ACPI power button, for O(state=shutdown),
         O(state=absent) and O(apply=restart).
-      - V(0) does not wait; with O(force=true) the domain is powered off at once.
+      - V(0) does not wait. With O(force=true) the domain is powered off at once; without it, the power button
+        is pressed and the task ends there (the guest turns off in its own time, or not; RV(state) says where
+        it is).
+      - A paused domain is resumed first, since a paused guest cannot see the power button.
     type: int
     default: 120
   force:
@@ -86,6 +89,8 @@ options:
       - Power the domain off (C(virDomainDestroy)) when it has not shut down within O(shutdown_timeout).
       - Without it, a guest that ignores the power button makes the task fail. O(state=absent) always powers
         off a domain that did not shut down in time.
+      - The action names the whole policy (it ends with C(then power off)), whether the guest obeyed the button
+        or had to be powered off, so check mode lists the same actions as the real run.
     type: bool
     default: false
   remove_storage:
@@ -103,16 +108,16 @@ options:
   model:
     description:
       - The Phyllome VM model. Mutually exclusive with O(xml).
-      - "Every guest gets: q35, UEFI (libvirt's firmware auto-selection), a C(host-model) CPU with the given
+      - "Every guest gets: q35, UEFI (libvirt's firmware auto-selection), a V(host-model) CPU with the given
         topology, ACPI/APIC, a C(utc) clock (C(localtime) for Windows) with C(rtc catchup), C(pit delay),
         C(hpet) off, suspend to memory and disk off, virtio disks and NICs, SPICE graphics that listen on
-        nothing (or VNC on loopback), a virtio video card, C(ich9) sound, and by family: Linux a virtio
+        nothing (or VNC on loopback), a virtio video card, V(ich9) sound, and by family: Linux a virtio
         console, virtio keyboard and tablet, the QEMU guest agent and SPICE agent channels, a TPM 2.0
         C(tpm-crb) emulator, a virtio RNG from C(/dev/urandom) and a virtio balloon; Windows the same with
         Secure Boot (with SMM), a USB tablet, C(hypervclock), the Hyper-V enlightenments C(relaxed), C(vapic),
         C(spinlocks) (4096), C(vpindex), C(runtime), C(synic), C(stimer) (direct), C(reset), C(frequencies),
-        C(reenlightenment) and C(tlbflush) (on C(kvm) domains only, QEMU's TCG refuses them) and no balloon;
-        C(other) emulated devices only (SATA disks, e1000e NIC, VGA) and no TPM."
+        C(reenlightenment) and C(tlbflush) (on V(kvm) domains only, QEMU's TCG refuses them) and no balloon;
+        V(other) emulated devices only (SATA disks, e1000e NIC, VGA) and no TPM."
     type: dict
     suboptions:
       os:
@@ -225,7 +230,7 @@ options:
             choices: [disk, cdrom]
           bus:
             description:
-              - Default V(virtio) for disks (V(sata) for the C(other) family), V(sata) for CD/DVD drives.
+              - Default V(virtio) for disks (V(sata) for the V(other) family), V(sata) for CD/DVD drives.
                 V(scsi) adds a virtio-scsi controller.
             type: str
             choices: [virtio, sata, scsi, usb]
@@ -273,7 +278,7 @@ options:
             description: The MAC address. Changing it replaces the NIC.
             type: str
           model:
-            description: NIC model. Default V(virtio) (V(e1000e) for the C(other) family).
+            description: NIC model. Default V(virtio) (V(e1000e) for the V(other) family).
             type: str
           boot_order:
             description: Boot priority (network boot).
@@ -333,7 +338,7 @@ options:
             default: false
       memory_backing:
         description:
-          - How guest memory is backed. Default none, or C(memfd) shared when there are
+          - How guest memory is backed. Default none, or V(memfd) shared when there are
             O(model.filesystems).
         type: dict
         suboptions:
@@ -374,7 +379,7 @@ options:
             default: false
       video:
         description:
-          - Video card model. Default V(virtio) (V(vga) for the C(other) family; V(none) when headless).
+          - Video card model. Default V(virtio) (V(vga) for the V(other) family; V(none) when headless).
         type: str
         choices: [virtio, qxl, vga, bochs, ramfb, cirrus, none]
       sound:
@@ -406,28 +411,29 @@ options:
         elements: str
         default: []
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - phyllome.os.libvirt
 requirements:
   - lxml (the C(python3-lxml) package) on the managed host
 attributes:
   check_mode:
     support: full
-    description: Reads the domain and the host, compares, and reports the changes and actions without calling
-      any mutating libvirt API.
+    details: Reads the domain and the host, compares, and reports the changes and actions without calling
+      any mutating libvirt API; the actions are those the real run takes.
   diff_mode:
     support: full
-    description: A diff of the stored definition and the new one (graphics passwords masked).
+    details: A diff of the stored definition and the new one (graphics passwords masked).
   platform:
     support: full
     platforms: posix
-    description: Any host whose libvirt the URI reaches; the libvirt QEMU driver or libvirt's test driver.
+    details: Any host whose libvirt the URI reaches; the libvirt QEMU driver or libvirt's test driver.
 notes:
   - Changing the name makes another domain; to rename, use C(virsh domrename).
   - Changing O(model.firmware) or O(model.secure_boot) of an existing domain keeps its UEFI variables (nvram),
     which were made from the previous firmware's template; start it once with C(virsh start --reset-nvram) to
     get fresh ones (Secure Boot keys enrolled or not).
-  - Hyper-V enlightenments are left out of C(qemu) (TCG) domains, where QEMU refuses them.
-  - The power state reported in RV(state) uses libvirt's words (C(running), C(paused), C(shutoff), ...).
+  - Hyper-V enlightenments are left out of V(qemu) (TCG) domains, where QEMU refuses them.
+  - The power state reported in RV(state) uses libvirt's words (V(running), V(paused), V(shutoff), ...).
 seealso:
   - module: phyllome.os.domain_info
   - name: libvirt domain XML format
@@ -579,8 +585,8 @@ uuid:
   sample: 9bbff2c8-8f80-4964-aa03-f7dc602013e4
 state:
   description:
-    - The domain's power state after the task, in libvirt's words (C(running), C(paused), C(shutoff),
-      C(shutdown) while shutting down, C(crashed), C(pmsuspended), C(blocked)), or C(absent).
+    - The domain's power state after the task, in libvirt's words (V(running), V(paused), V(shutoff),
+      V(shutdown) while shutting down, V(crashed), V(pmsuspended), V(blocked)), or V(absent).
     - In check mode, the state the task would reach.
   returned: always
   type: str
@@ -603,6 +609,8 @@ restart_required:
 changes:
   description:
     - What changed in the definition, in words. Empty when the definition already matched.
+    - A changed graphics password is named (C(passwd changed)) without its values; no password appears in
+      any result, diff, action or message (they join Ansible's C(no_log) values).
   returned: always
   type: list
   elements: str
@@ -612,7 +620,10 @@ changes:
     - "devices/interface[52:54:00:4d:ca:bb]/source: network changed from 'default' to 'lan'"
     - "devices/tpm[tpm-crb] removed"
 actions:
-  description: What the task did (or, in check mode, would do), in order.
+  description:
+    - What the task did (or, in check mode, would do), in order.
+    - "After a failure, the steps undone are listed as C(undo: ...), and C(changed) says whether anything is
+      left changed (nothing, after a full rollback)."
   returned: always
   type: list
   elements: str
@@ -648,7 +659,8 @@ def main():
 
 
 def _converge(params, recorder):
-    return run_domain(params, DomainClient.connect(params['uri']), recorder)
+    with DomainClient.connect(params['uri']) as client:
+        return run_domain(params, client, recorder)
 
 
 if __name__ == '__main__':

@@ -43,20 +43,21 @@ options:
       - Needs the C(jmespath) Python library (C(python3-jmespath)) on the managed host.
     type: str
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - phyllome.os.libvirt
 requirements:
   - lxml (the C(python3-lxml) package) on the managed host
 attributes:
   check_mode:
     support: full
-    description: The module only reads.
+    details: The module only reads.
   diff_mode:
     support: none
-    description: Nothing is changed, so there is no diff.
+    details: Nothing is changed, so there is no diff.
   platform:
     support: full
     platforms: posix
-    description: Any host whose libvirt the URI reaches.
+    details: Any host whose libvirt the URI reaches.
 seealso:
   - module: phyllome.os.domain
 author:
@@ -112,7 +113,7 @@ domains:
       description: Whether it is defined (false for a transient domain).
       type: bool
     domain_type:
-      description: C(kvm), C(qemu), ...
+      description: V(kvm), V(qemu), ...
       type: str
       sample: kvm
     arch:
@@ -214,8 +215,8 @@ def main():
     params = module.params
     try:
         # Read-write: the guest agent answers only such connections; nothing is changed.
-        client = DomainClient.connect(params['uri'])
-        domains = collect_domains(client, params['names'], params['states'], params['xml'])
+        with DomainClient.connect(params['uri']) as client:
+            domains = collect_domains(client, params['names'], params['states'], params['xml'])
         result = {'domains': domains}
         if params['query'] is not None:
             result['query_result'] = query(result, params['query'])

@@ -48,18 +48,19 @@ options:
       - Also accepts C(+UID), as C(qemu.conf) does.
     type: str
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - phyllome.os.libvirt
 attributes:
   check_mode:
     support: full
-    description: The module only reads; check mode returns the same report.
+    details: The module only reads; check mode returns the same report.
   diff_mode:
     support: none
-    description: Nothing is changed, so there is no diff.
+    details: Nothing is changed, so there is no diff.
   platform:
     support: full
     platforms: linux
-    description: Reads Linux's procfs and sysfs.
+    details: Reads Linux's procfs and sysfs.
 notes:
   - The C(libvirt) check opens a read-only connection. On a host whose C(/dev/kvm) the qemu user cannot
     open, that first call can itself take tens of seconds while libvirt re-probes QEMU.
@@ -209,7 +210,7 @@ host:
           description: DMA remapping is on, the kernel formed IOMMU groups.
           type: bool
         kind:
-          description: C(intel) (VT-d, DMAR), C(amd) (AMD-Vi), C(virtio) (virtio-iommu), C(other) or C(none).
+          description: V(intel) (VT-d, DMAR), V(amd) (AMD-Vi), V(virtio) (virtio-iommu), V(other) or V(none).
           type: str
         label:
           description: The kind in words.

@@ -45,8 +45,11 @@ attributes:
     details: The module only reads.
   diff_mode:
     support: none
+    details: Nothing is changed, so there is no diff.
   platform:
+    support: full
     platforms: linux
+    details: Reads Linux's sysfs and procfs (of the running host, or of a tree below O(root)).
 notes:
   - The module never suggests the ACS override patch (C(pcie_acs_override)). It splits groups by
     pretending that the hardware isolates devices it does not isolate, so that a guest can reach, by
@@ -110,7 +113,7 @@ iommu:
       type: bool
       sample: true
     kind:
-      description: The kind of the first IOMMU unit (C(intel), C(amd), C(virtio), C(other), C(none)).
+      description: The kind of the first IOMMU unit (V(intel), V(amd), V(virtio), V(other), V(none)).
       type: str
       sample: intel
     label:

@@ -58,10 +58,10 @@ options:
     default: []
   backend:
     description:
-      - Where the command line lives. C(auto) picks the first that applies.
-      - C(rpm-ostree) when C(/run/ostree-booted) exists. C(rpm-ostree kargs) shows the pending deployment's
+      - Where the command line lives. V(auto) picks the first that applies.
+      - V(rpm-ostree) when C(/run/ostree-booted) exists. C(rpm-ostree kargs) shows the pending deployment's
         arguments, C(rpm-ostree kargs --delete=... --append=...) stages a new deployment in one transaction.
-      - C(grubby) when grubby is installed and C(/boot/loader/entries) holds BLS entries without a
+      - V(grubby) when grubby is installed and C(/boot/loader/entries) holds BLS entries without a
         systemd-boot C(loader.conf) (Fedora, RHEL). C(grubby --update-kernel=ALL|DEFAULT --remove-args
         --args) edits the entries (and C(kernelopts) in C(/boot/grub2/grubenv) where entries use it). With
         O(kernels=all) the module also edits C(GRUB_CMDLINE_LINUX) in C(/etc/default/grub) (which
@@ -70,10 +70,10 @@ options:
         C(--no-etc-grub-update) (grubby 8.40-43 of May 2020 or later) because its own edit of that
         file does not follow these rules. The entries are read back afterwards and restored if grubby
         left them other than predicted.
-      - C(kernel-install) when C(/etc/kernel/cmdline) exists or systemd-boot is installed. The file is
+      - V(kernel-install) when C(/etc/kernel/cmdline) exists or systemd-boot is installed. The file is
         edited (created from what kernel-install would use when missing), then
         C(kernel-install add VERSION IMAGE) rebuilds the entry (or UKI) of every installed kernel.
-      - C(grub) when C(/etc/default/grub) exists (Debian, Ubuntu). The effective assignment of
+      - V(grub) when C(/etc/default/grub) exists (Debian, Ubuntu). The effective assignment of
         C(GRUB_CMDLINE_LINUX) or C(GRUB_CMDLINE_LINUX_DEFAULT) is edited (the last one grub-mkconfig
         reads, in C(/etc/default/grub) or C(/etc/default/grub.d/*.cfg)); new arguments go to
         C(GRUB_CMDLINE_LINUX), which recovery entries use too. Then C(update-grub), or C(grub-mkconfig -o)
@@ -84,10 +84,10 @@ options:
     default: auto
   kernels:
     description:
-      - C(all) changes the command line of every installed kernel and of kernels installed later.
-      - C(default) changes only the default boot entry (C(grubby --update-kernel=DEFAULT)); other entries
+      - V(all) changes the command line of every installed kernel and of kernels installed later.
+      - V(default) changes only the default boot entry (C(grubby --update-kernel=DEFAULT)); other entries
         and kernels installed later keep theirs. Only the grubby backend has per-kernel command lines;
-        C(rpm-ostree) always acts on the next (default) deployment, the other backends refuse C(default).
+        V(rpm-ostree) always acts on the next (default) deployment, the other backends refuse V(default).
     type: str
     choices: [all, default]
     default: all
@@ -117,13 +117,15 @@ attributes:
     support: full
     details: Before and after of each file written and of each boot entry or deployment whose command line changes.
   platform:
+    support: full
     platforms: linux
+    details: A Linux host booted by GRUB, grubby, kernel-install (systemd-boot) or rpm-ostree, or a tree below O(root).
 notes:
   - Values that the backend's tools would interpret are refused before anything changes. Always a
-    newline, a control character or an unbalanced double quote. For C(grub) and C(grubby), the shell
-    and GRUB script characters C($ ` \ ' ; & | < >). For C(grubby) and C(rpm-ostree), also spaces
-    and quotes (they split on spaces) and, for C(grubby), C(* ? [ ] ^ + ( ) { }) (it matches
-    arguments as regular expressions). For C(kernel-install), C($ ` \).
+    newline, a control character or an unbalanced double quote. For V(grub) and V(grubby), the shell
+    and GRUB script characters C($ ` \ ' ; & | < >). For V(grubby) and V(rpm-ostree), also spaces
+    and quotes (they split on spaces) and, for V(grubby), C(* ? [ ] ^ + ( ) { }) (it matches
+    arguments as regular expressions). For V(kernel-install), C($ ` \).
   - RV(reboot_required) compares, for the names in O(present) and O(absent) only, the configured
     command line of the default boot entry with the running one (C(/proc/cmdline)). A second run after
     the change but before the reboot still reports it; after the reboot it does not.
@@ -210,9 +212,9 @@ backend:
   sample: grubby
 cmdline_before:
   description:
-    - The configured command line of the default boot entry before the task (for C(grub), C(GRUB_CMDLINE_LINUX)
-      followed by C(GRUB_CMDLINE_LINUX_DEFAULT); for C(kernel-install), C(/etc/kernel/cmdline); for
-      C(rpm-ostree), the pending deployment's arguments).
+    - The configured command line of the default boot entry before the task (for V(grub), C(GRUB_CMDLINE_LINUX)
+      followed by C(GRUB_CMDLINE_LINUX_DEFAULT); for V(kernel-install), C(/etc/kernel/cmdline); for
+      V(rpm-ostree), the pending deployment's arguments).
   returned: always
   type: str
   sample: root=UUID=6b3f0c8e-2f4e-4f6b-9a51-0f3c1d2e4a77 ro rootflags=subvol=root rhgb quiet
@@ -250,7 +252,7 @@ targets:
       type: str
       sample: entry
     name:
-      description: The entry's file, the file written, or C(rpm-ostree).
+      description: The entry's file, the file written, or V(rpm-ostree).
       type: str
       sample: /boot/loader/entries/8f3e1c2a9b7d4e6f8a0b1c2d3e4f5a6b-6.8.9-300.fc40.x86_64.conf
     changed:

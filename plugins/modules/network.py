@@ -26,6 +26,7 @@ options:
       - The network's definition, a C(<network>) document. Needed to create it.
     type: str
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - phyllome.os.libvirt
   - phyllome.os.libvirt_object
 seealso:

@@ -47,9 +47,9 @@ options:
     default: false
   state:
     description:
-      - C(vfio) binds the devices to C(vfio-pci).
-      - C(host) gives them back to their host drivers and, with O(persistent), removes their boot claims,
-        whichever O(method) made them. A C(driverctl) override to another driver than C(vfio-pci) is
+      - V(vfio) binds the devices to C(vfio-pci).
+      - V(host) gives them back to their host drivers and, with O(persistent), removes their boot claims,
+        whichever O(method) made them. A V(driverctl) override to another driver than C(vfio-pci) is
         kept.
     type: str
     choices: [vfio, host]
@@ -63,7 +63,7 @@ options:
   runtime:
     description:
       - Change the running system now (load C(vfio-pci), set C(driver_override), unbind, probe).
-      - C(false) only writes the boot configuration (with O(persistent)), for a device whose host driver
+      - V(false) only writes the boot configuration (with O(persistent)), for a device whose host driver
         cannot let go of it safely now (a GPU under C(amdgpu)); RV(reboot_required) then says whether a
         reboot is needed.
     type: bool
@@ -76,15 +76,15 @@ options:
     default: false
   method:
     description:
-      - How the boot claim is made, with O(persistent). C(auto) is C(driverctl) when driverctl is
-        installed, else C(modprobe).
-      - C(driverctl) writes C(/etc/driverctl.d/pci-ADDRESS) (what C(driverctl set-override) saves).
+      - How the boot claim is made, with O(persistent). V(auto) is V(driverctl) when driverctl is
+        installed, else V(modprobe).
+      - V(driverctl) writes C(/etc/driverctl.d/pci-ADDRESS) (what C(driverctl set-override) saves).
         driverctl's udev rule applies it when the device appears in the booted system, after the
         initramfs, so the host driver may take the device first and is then unbound from it. The module
         writes the file itself because C(driverctl set-override) always unbinds and rebinds the device,
         which blocks while a guest uses it.
       - >-
-        C(modprobe) writes C(/etc/modprobe.d/phyllome-vfio.conf) with an C(install vfio-pci) command
+        V(modprobe) writes C(/etc/modprobe.d/phyllome-vfio.conf) with an C(install vfio-pci) command
         that sets C(driver_override) of every claimed address (unbinding a built-in driver that took one)
         before C(vfio-pci) binds them, and C(softdep MODULE pre: vfio-pci) for every module whose PCI
         aliases (C(modules.alias) of the installed kernels) match a claimed device, so that C(vfio-pci)
@@ -95,7 +95,7 @@ options:
         mkinitramfs copies C(/etc/modprobe.d)). The initramfs is regenerated (C(dracut --regenerate-all
         --force) or C(update-initramfs -u -k all)) only when one of these files changes or an image is
         older than them.
-      - C(modprobe) is refused where it cannot work, before anything changes. On a kernel with C(vfio-pci)
+      - V(modprobe) is refused where it cannot work, before anything changes. On a kernel with C(vfio-pci)
         built in there is no module load to hook. An rpm-ostree host does not build its initramfs itself.
     type: str
     choices: [auto, driverctl, modprobe]
@@ -137,7 +137,9 @@ attributes:
     support: full
     details: The drivers of the devices before and after, each file written or removed, and the kernel command lines changed.
   platform:
+    support: full
     platforms: linux
+    details: A Linux host with an IOMMU and the vfio-pci driver; boot-time claims also below O(root).
 notes:
   - The module never reboots. Reboot with M(ansible.builtin.reboot) when RV(reboot_required) is true.
   - A domain can also let libvirt detach a device when it starts (C(<hostdev managed='yes'>)); this module is
@@ -223,7 +225,7 @@ drivers:
   type: dict
   sample: {'0000:0b:00.0': vfio-pci, '0000:0b:00.1': vfio-pci}
 method:
-  description: The boot claim method used (C(driverctl) or C(modprobe)); null without O(persistent).
+  description: The boot claim method used (V(driverctl) or V(modprobe)); null without O(persistent).
   returned: always
   type: str
   sample: modprobe

@@ -32,6 +32,7 @@ options:
     type: bool
     default: true
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - phyllome.os.libvirt
   - phyllome.os.libvirt_object
 seealso:

@@ -5,14 +5,20 @@
 
 Every mutating step (a libvirt call, a file write, a command) is described to
 an ActionRecorder, which records it and performs it only outside check mode.
-`changed` is "at least one action was recorded", so check mode and a real run
-report the same plan, and a test can assert on the plan without a host.
-Reads never go through here: they run in check mode too.
+`changed` is "at least one recorded action still stands": an action undone
+after a failure (undo()) no longer counts, so a failure after a full
+rollback reports `changed: false`, while its actions list shows both. Check
+mode and a real run report the same plan, and a test can assert on the plan
+without a host. Reads never go through here: they run in check mode too.
+
+The recorder also collects `secrets`: values (graphics passwords) that must
+appear in no result, diff, action or message; the end of main()
+(module_glue) hands them to Ansible's no_log masking.
 """
 
 from __future__ import annotations
 
-from ansible_collections.phyllome.os.plugins.module_utils._common.errors import CommandFailed
+from ansible_collections.phyllome.os.plugins.module_utils._common.errors import CommandFailed, PhyllomeError
 
 # Commands run with a stable locale so their output can be parsed.
 COMMAND_ENVIRON = {'LANG': 'C', 'LC_ALL': 'C', 'LC_MESSAGES': 'C'}
@@ -29,24 +35,68 @@ class ActionRecorder:
         self.check_mode = check_mode
         self._run_command = run_command
         self.actions = []
+        self._standing = set()  # indexes in actions of the changes not undone
+        self.secrets = set()
 
     @property
     def changed(self):
-        return bool(self.actions)
+        return bool(self._standing)
+
+    def add_secrets(self, values):
+        """Remember values that no output may show (empty ones are ignored)."""
+        self.secrets.update(v for v in values if v)
+
+    def mark(self):
+        """The index the next recorded action gets (for undo())."""
+        return len(self.actions)
 
     def apply(self, description, func, *args, **kwargs):
         """Record `description`; call func(*args, **kwargs) unless in check mode."""
-        self.actions.append(description)
+        self._record(description)
         if self.check_mode:
             return None
         return func(*args, **kwargs)
+
+    def _record(self, description):
+        self._standing.add(len(self.actions))
+        self.actions.append(description)
+
+    def failed_unchanged(self, index):
+        """The action at `index` raised without changing anything (an all-or-nothing call): it is no change."""
+        self._standing.discard(index)
+
+    def undo(self, index, description, func=None, *args, **kwargs):
+        """Undo the action recorded at `index` (or a list of them) after a failure: record 'undo: description', call func.
+
+        The undone action no longer counts as a change. An undo that fails
+        itself is recorded as such, and the action still counts; the error
+        is not raised (the original failure is the one to report). Returns
+        True when the action is undone.
+        """
+        if func is not None and not self.check_mode:
+            try:
+                func(*args, **kwargs)
+            except (PhyllomeError, OSError) as exc:
+                self.actions.append('undo FAILED: %s: %s' % (description, getattr(exc, 'msg', exc)))
+                return False
+        self.actions.append('undo: %s' % description)
+        self._standing -= set([index] if isinstance(index, int) else index)
+        return True
+
+    def undone_since(self, mark, description):
+        """Every action from `mark` on was undone by the caller (files put back): record it once."""
+        standing = set(i for i in self._standing if i >= mark)
+        if not standing:
+            return
+        self.actions.append('undo: %s' % description)
+        self._standing -= standing
 
     def run(self, argv, description=None, check_rc=True, data=None):
         """Record and run a mutating command; raise CommandFailed on failure.
 
         Returns (rc, stdout, stderr), or (None, '', '') in check mode.
         """
-        self.actions.append(description or ' '.join(argv))
+        self._record(description or ' '.join(argv))
         if self.check_mode:
             return None, '', ''
         return self.query(argv, check_rc=check_rc, data=data)

@@ -19,7 +19,9 @@ from ansible_collections.phyllome.os.plugins.module_utils._common.errors import 
 def write_file_atomic(path, content, mode=None, backup_suffix=None, atomic_move=None):
     """Write `content` (str or bytes) to `path` through a temporary file and a rename.
 
-    Keeps owner and mode of an existing file (or uses `mode` for a new one).
+    The data and the directory are synced, so after a crash the file is the
+old one or the new one. Keeps owner and mode of an existing file (or uses
+`mode` for a new one).
     `atomic_move` is AnsibleModule.atomic_move when the caller has one (it
     also keeps the SELinux context); os.replace otherwise. With
     `backup_suffix`, the previous file is kept as path + suffix, and its name
@@ -59,6 +61,7 @@ def write_file_atomic(path, content, mode=None, backup_suffix=None, atomic_move=
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    _sync_directory(directory)
     return backup
 
 
@@ -66,18 +69,49 @@ def backup_file(path, suffix):
     """Copy `path` to path + suffix, with the same mode (and owner when allowed); return the copy's name.
 
     For files that a command rewrites (so write_file_atomic cannot keep the
-    previous version itself).
+    previous version itself), and for write_file_atomic's own backups. The
+    copy is written to a temporary file, synced, then renamed, and the
+    directory synced: after a crash the backup is whole or absent, never
+    half written.
     """
     previous = os.stat(path)
     backup = path + suffix
-    with open(path, 'rb') as src, open(backup, 'wb') as dst:
-        dst.write(src.read())
-    os.chmod(backup, previous.st_mode & 0o7777)
+    directory = os.path.dirname(path) or '.'
+    fd, tmp = _mkstemp(directory, os.path.basename(backup))
     try:
-        os.chown(backup, previous.st_uid, previous.st_gid)
+        with os.fdopen(fd, 'wb') as dst, open(path, 'rb') as src:
+            while True:
+                chunk = src.read(1 << 20)
+                if not chunk:
+                    break
+                dst.write(chunk)
+            dst.flush()
+            os.fsync(dst.fileno())
+        os.chmod(tmp, previous.st_mode & 0o7777)
+        try:
+            os.chown(tmp, previous.st_uid, previous.st_gid)
+        except OSError:
+            pass
+        os.replace(tmp, backup)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    _sync_directory(directory)
+    return backup
+
+
+def _sync_directory(directory):
+    """fsync a directory, so that a rename in it survives a crash (best effort where not allowed)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
     except OSError:
         pass
-    return backup
+    finally:
+        os.close(fd)
 
 
 class FilePlan:
@@ -115,30 +149,26 @@ def apply_file_plan(context, plan):
     recorder, atomic_move, write(path, text), backup_before_command(paths),
     run(argv, description) and query(argv). The error raised carries
     restored_files, and unrestored_files when some could not be put back.
+
+    Returns a callable that undoes the step after a later failure (a step
+    after this one failed): it puts the files back the same way and returns
+    (restored, unrestored).
     """
     if plan.empty:
-        return
+        return lambda: ([], {})
     recorder = context.recorder
-    snapshot = snapshot_files(context.hostfs, [path for path, dummy in plan.writes] + plan.touched)
-    started = []
+    undo = _Undo(context, plan)
     try:
         for path, text in plan.writes:
             context.write(path, text)
         context.backup_before_command(plan.backed_up)
         for argv, description in plan.commands:
-            started.append(argv)
+            undo.started.append(argv)
             context.run(argv, description)
         if plan.verify is not None and not recorder.check_mode:
             plan.verify()
     except (PhyllomeError, OSError) as exc:
-        restored, unrestored = restore_files(context.hostfs, snapshot, context.atomic_move)
-        if plan.rerun_on_restore and not recorder.check_mode:
-            # Best effort: the original error is the one reported.
-            for argv in started:
-                try:
-                    context.query(argv)
-                except CommandFailed:
-                    pass
+        restored, unrestored = undo()
         if not isinstance(exc, PhyllomeError):
             exc = HostStateError('writing the boot configuration failed: %s; restored %s'
                                  % (exc, ', '.join(restored) or 'nothing (nothing had changed)'))
@@ -150,6 +180,66 @@ def apply_file_plan(context, plan):
                 '%s (%s)' % item for item in sorted(unrestored.items()))
             exc.details['unrestored_files'] = sorted(unrestored)
         raise exc
+    return undo
+
+
+class _Undo:
+    """Puts back what one FilePlan changed: its files, the backups and directories it made, what it built."""
+
+    def __init__(self, context, plan):
+        self.context, self.plan = context, plan
+        self.snapshot = snapshot_files(context.hostfs, [path for path, dummy in plan.writes] + plan.touched)
+        self.mark = context.recorder.mark()
+        self.backups = list(getattr(context, 'backup_files', None) or [])
+        self.directories = list(getattr(context, 'created_directories', None) or [])
+        self.started = []
+
+    def __call__(self):
+        """Restore the snapshot (and build again); when all is as it was, the step's actions are undone."""
+        context, recorder = self.context, self.context.recorder
+        if recorder.check_mode:
+            return [], {}
+        restored, unrestored = restore_files(context.hostfs, self.snapshot, context.atomic_move)
+        rebuilt, rebuild_failed = [], False
+        if self.plan.rerun_on_restore:
+            # Best effort: the original error is the one reported. What the
+            # commands build is built again, from the restored files.
+            for argv in self.started:
+                try:
+                    context.query(argv)
+                    rebuilt.append(' '.join(argv))
+                except CommandFailed:
+                    rebuild_failed = True
+        # Every file is as it was (and what is built from them built again):
+        # take away the step's backups (copies of what is there again) and
+        # the directories it made; nothing of the step is left changed.
+        if not unrestored and not rebuild_failed and _remove_new(context, self.backups, self.directories):
+            what = 'put back %s' % (', '.join(restored) or 'nothing (nothing had changed)')
+            if rebuilt:
+                what += '; ran again: %s' % '; '.join(rebuilt)
+            recorder.undone_since(self.mark, what)
+        return restored, unrestored
+
+
+def _remove_new(context, backups, directories):
+    """Remove the backups and directories the context made since (backups, directories); True when all went."""
+    fs = context.hostfs
+    complete = True
+    for path in getattr(context, 'backup_files', None) or []:
+        if path in backups:
+            continue
+        try:
+            os.unlink(fs.path(path, follow=False))
+        except OSError:
+            complete = False
+    for path in reversed(getattr(context, 'created_directories', None) or []):
+        if path in directories:
+            continue
+        try:
+            os.rmdir(fs.path(path))
+        except OSError:
+            complete = False
+    return complete
 
 
 def snapshot_files(hostfs, paths):

@@ -5,7 +5,10 @@
 
 Every reader of host state takes a HostFS, so tests and offline audits can
 point it at a recorded tree instead of the live system. Links are resolved
-inside the root: an absolute link in a recorded tree stays in the tree.
+inside the root, as in a chroot: an absolute link in a recorded tree (or a
+`..` that climbs past its top) stays in the tree, so no reader of a tree
+ever sees a file of the machine it runs on (a tree's link to /etc/shadow
+reads the tree's /etc/shadow, or nothing).
 """
 
 from __future__ import annotations
@@ -32,18 +35,35 @@ class HostFS:
     def is_live(self):
         return self.root == '/'
 
-    def path(self, path):
-        """The real file system path of host path `path` (absolute, e.g. /proc/cmdline)."""
+    def _join(self, path):
+        """The file system path of a host path whose components are no links (no resolution)."""
         path = posixpath.normpath('/' + path.lstrip('/'))
         if self.is_live:
             return path
         return os.path.join(self.root, path.lstrip('/'))
 
+    def path(self, path, follow=True):
+        """The real file system path of host path `path` (absolute, e.g. /proc/cmdline).
+
+        Below a root, every link on the way is resolved inside the root (the
+        last one too unless follow=False), so the path never leaves the tree.
+        A link loop gives a path under the root that does not exist.
+        """
+        if self.is_live:
+            return self._join(path)
+        try:
+            if follow:
+                return self._join(self.resolve(path))
+            parent, name = posixpath.split(posixpath.normpath('/' + path.lstrip('/')))
+            return self._join(posixpath.join(self.resolve(parent), name))
+        except OSError:
+            return os.path.join(self.root, '.phyllome-link-loop', path.lstrip('/'))
+
     def exists(self, path):
         return os.path.exists(self.path(path))
 
     def lexists(self, path):
-        return os.path.lexists(self.path(path))
+        return os.path.lexists(self.path(path, follow=False))
 
     def is_dir(self, path):
         return os.path.isdir(self.path(path))
@@ -89,7 +109,7 @@ class HostFS:
     def readlink(self, path):
         """The raw target of a symlink, or None."""
         try:
-            return os.readlink(self.path(path))
+            return os.readlink(self.path(path, follow=False))
         except (OSError, IOError):
             return None
 
@@ -106,7 +126,8 @@ class HostFS:
         while parts:
             part = parts.pop(0)
             candidate = posixpath.join(resolved, part)
-            target = self.readlink(candidate) if os.path.islink(self.path(candidate)) else None
+            real = self._join(candidate)
+            target = os.readlink(real) if os.path.islink(real) else None
             if target is None:
                 resolved = candidate
                 continue

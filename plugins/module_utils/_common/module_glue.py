@@ -18,14 +18,22 @@ def run_and_exit(module, recorder, func, *args, **kwargs):
 
     func returns the module's result with a `diff` (a dict or a list of
     them) and without `changed` or `actions`. A failure reports what was
-    changed before it; in check mode nothing was.
+    changed before it and is still changed (nothing after a full rollback);
+    in check mode nothing was. The recorder's secrets join Ansible's no_log
+    values, so no output (result, diff, message, the invocation) shows them.
     """
     try:
         result = func(*args, **kwargs)
     except PhyllomeError as exc:
+        hide_secrets(module, recorder)
         fail_from_exception(module, exc, changed=recorder.changed and not module.check_mode, actions=recorder.actions)
     else:
         exit_with_result(module, recorder, result)
+
+
+def hide_secrets(module, recorder):
+    """Mask the recorder's secrets in everything the module returns (Ansible's no_log mechanism)."""
+    module.no_log_values.update(recorder.secrets)
 
 
 def exit_with_result(module, recorder, result):
@@ -34,4 +42,5 @@ def exit_with_result(module, recorder, result):
     if module._diff:
         result['diff'] = diff
     result['actions'] = list(recorder.actions)
+    hide_secrets(module, recorder)
     module.exit_json(changed=recorder.changed, **result)

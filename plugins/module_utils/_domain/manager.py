@@ -14,6 +14,8 @@ without calling a single mutating libvirt API.
 from __future__ import annotations
 
 import copy
+import posixpath
+import sys
 import time
 
 from ansible_collections.phyllome.os.plugins.module_utils._common.device_ids import parse_usb_address
@@ -24,6 +26,7 @@ from ansible_collections.phyllome.os.plugins.module_utils._domain import summary
 from ansible_collections.phyllome.os.plugins.module_utils._domain.compare import merge, unified_xml
 from ansible_collections.phyllome.os.plugins.module_utils._domain.model import HostContext, build_domain
 from ansible_collections.phyllome.os.plugins.module_utils._domain.options import MODEL_OWNED_TAGS, resolve_model
+from ansible_collections.phyllome.os.plugins.module_utils._domain.secrets import describe, secrets_in_element, secrets_in_params
 from ansible_collections.phyllome.os.plugins.module_utils._domain.xml import (
     new_element,
     parse_domain,
@@ -51,10 +54,13 @@ class _Plan:
 
 def run_domain(params, client, recorder, sleep=time.sleep, clock=time.monotonic):
     """Converge one domain to `params`; return the module result (without `changed`)."""
+    # Before anything can fail: an error message must not show them either.
+    recorder.add_secrets(secrets_in_params(params))
     _check_params(params)
     removing = params['state'] == 'absent'
     # What the domain should be does not matter when it is to go.
     desired = None if removing else _desired_xml(params, client)
+    recorder.add_secrets(secrets_in_element(desired))
     if desired is not None:
         name = text_of(desired, 'name')
     else:
@@ -65,6 +71,7 @@ def run_domain(params, client, recorder, sleep=time.sleep, clock=time.monotonic)
     plan.dom = client.lookup(name)
     if plan.dom is not None:
         plan.current = parse_domain(client.inactive_xml(plan.dom), 'the stored definition of %s' % name)
+        recorder.add_secrets(secrets_in_element(plan.current))
     elif desired is not None and not desired.get('type'):
         # A new domain from XML without a type: the host's best. An existing
         # domain keeps its type (a partial XML leaves it out).
@@ -85,7 +92,7 @@ def run_domain(params, client, recorder, sleep=time.sleep, clock=time.monotonic)
         _check_identity(desired, plan, client)
         _check_host_devices(desired, client)
         owned = MODEL_OWNED_TAGS if params.get('model') is not None else frozenset()
-        _plan_storage(desired, params, plan, client, refresh=not recorder.check_mode)
+        _plan_storage(desired, params, plan, client, recorder)
         _plan_definition(desired, owned, plan, active_id)
         _define(plan, client, recorder)
 
@@ -179,11 +186,13 @@ def _check_host_devices(desired, client):
                                    % (dev['address'], bus, device))
 
 
-def _plan_storage(desired, params, plan, client, refresh=True):
+def _plan_storage(desired, params, plan, client, recorder):
     """Check every disk source; plan the volumes to create (model disks with a size).
 
-    refresh: let libvirt rescan a pool for a volume it does not know (off in
-    check mode: virStoragePoolRefresh is a write-type API).
+    A volume libvirt does not list but whose file is in the pool's directory
+    (put there behind libvirt's back) gets a pool refresh, through the
+    recorder (virStoragePoolRefresh changes libvirt's state), in check mode
+    too as a prediction.
     """
     to_create = {}
     for disk in (params.get('model') or {}).get('disks') or []:
@@ -194,7 +203,11 @@ def _plan_storage(desired, params, plan, client, refresh=True):
         target = disk['target']
         if disk['volume']:
             key = (disk['pool'], disk['volume'])
-            if client.volume_exists(disk['pool'], disk['volume'], refresh=refresh):
+            if client.volume_exists(disk['pool'], disk['volume']):
+                continue
+            if _volume_on_disk(client, disk['pool'], disk['volume']):
+                recorder.apply("refresh storage pool %s (volume %s is on disk but not in libvirt's list)"
+                               % (disk['pool'], disk['volume']), client.refresh_pool, disk['pool'])
                 continue
             if key not in to_create:
                 raise InvalidInput('disk %s: volume %s does not exist in pool %s (give size to create it)'
@@ -215,6 +228,15 @@ def _plan_storage(desired, params, plan, client, refresh=True):
             plan.new_volumes.append(_new_volume(found[0], found[1], to_create[disk['path']]))
 
 
+def _volume_on_disk(client, pool, volume):
+    """Whether a directory pool's directory has the file of `volume` (a read; False for other pools)."""
+    for pool_xml in client.pool_xmls():
+        name, directory = domain_host.pool_directory(pool_xml)
+        if name == pool:
+            return directory is not None and client.path_exists(posixpath.join(directory, volume))
+    return False
+
+
 def _new_volume(pool, name, disk):
     size = parse_size(disk['size'], 'GiB', 'disk size')
     return pool, name, domain_host.volume_xml(name, size, disk.get('format') or 'raw')
@@ -232,7 +254,7 @@ def _plan_definition(desired, owned, plan, active_id):
         merged, differences = merge(desired, plan.current, owned)
         if differences or plan.new_volumes:
             plan.definition = merged
-            plan.changes.extend(str(d) for d in differences)
+            plan.changes.extend(describe(d) for d in differences)
     pending = _pending_restart(plan.current, active_id)
     if plan.definition is not None and active_id is not None:
         # The running guest will not see this definition before its next boot.
@@ -282,18 +304,22 @@ def _define(plan, client, recorder):
     created = []
     try:
         for pool, name, xml in plan.new_volumes:
+            index = recorder.mark()
             recorder.apply('create volume %s in pool %s' % (name, pool), client.create_volume, pool, xml)
-            created.append((pool, name))
+            created.append((index, pool, name))
         if plan.definition is not None:
             verb = 'define' if plan.current is None else 'update the definition of'
             dom = recorder.apply('%s domain %s' % (verb, plan.name), client.define, to_string(plan.definition))
             if dom is not None:
                 plan.dom = dom
     except Exception:
-        # Leave no volume behind for a domain that could not be defined.
-        if not recorder.check_mode:
-            for pool, name in created:
-                client.delete_volume(pool, name)
+        # libvirt's volume creation and definition are all or nothing: the
+        # call that failed changed nothing. Leave no volume behind for a
+        # domain that could not be defined.
+        if isinstance(sys.exc_info()[1], LibvirtFailure):
+            recorder.failed_unchanged(recorder.mark() - 1)
+        for index, pool, name in reversed(created):
+            recorder.undo(index, 'delete volume %s in pool %s' % (name, pool), client.delete_volume, pool, name)
         raise
 
 
@@ -335,22 +361,43 @@ def _converge_state(plan, params, client, recorder, sleep, clock):
 
 
 def _stop(plan, params, client, recorder, sleep, clock, reason=None, force=None):
-    """ACPI shutdown with a timeout; then power off when forced, else fail clearly."""
+    """Stop a running domain as `shutdown_timeout` and `force` say, with the same actions in check mode.
+
+    timeout > 0: the ACPI power button, then wait; when the guest is still
+    running at the end, power it off with `force`, else fail (after
+    pressing). timeout 0: power off at once with `force`, else press the
+    button and do not wait. A paused guest is resumed first (it cannot see
+    the button). Each action says the whole policy, so check mode (which
+    cannot know whether the guest obeys) predicts the real run's list.
+    """
     timeout = params['shutdown_timeout']
     force = params['force'] if force is None else force
-    what = 'shut down domain %s (ACPI power button, up to %d s%s)' % (
-        plan.name, timeout, ', ' + reason if reason else '')
-    off = True
-    if timeout > 0:
-        off = recorder.apply(what, client.shutdown, plan.dom, timeout, sleep, clock)
-    else:
-        off = False
+    why = ', ' + reason if reason else ''
+    if timeout == 0 and force:
+        recorder.apply('power off domain %s%s' % (plan.name, why), client.destroy, plan.dom)
+        return
+    if client.state(plan.dom) == 'paused':
+        recorder.apply('resume domain %s (a paused guest cannot see the power button)' % plan.name,
+                       client.resume, plan.dom)
+    if timeout == 0:
+        recorder.apply('press the ACPI power button of domain %s (not waiting%s)' % (plan.name, why),
+                       client.press_power_button, plan.dom)
+        return
+    if force:
+        recorder.apply('shut down domain %s (ACPI power button, up to %d s, then power off%s)' % (plan.name, timeout, why),
+                       _shutdown_or_power_off, client, plan.dom, timeout, sleep, clock)
+        return
+    off = recorder.apply('shut down domain %s (ACPI power button, up to %d s%s)' % (plan.name, timeout, why),
+                         client.shutdown, plan.dom, timeout, sleep, clock)
     if off is False:
-        if not force:
-            raise HostStateError('domain %s did not shut down within %d s of the ACPI power button and is still'
-                                 ' running; set force: true to power it off, or raise shutdown_timeout'
-                                 % (plan.name, timeout), name=plan.name)
-        recorder.apply('power off domain %s' % plan.name, client.destroy, plan.dom)
+        raise HostStateError('domain %s did not shut down within %d s of the ACPI power button and is still'
+                             ' running; set force: true to power it off, or raise shutdown_timeout'
+                             % (plan.name, timeout), name=plan.name)
+
+
+def _shutdown_or_power_off(client, dom, timeout, sleep, clock):
+    if not client.shutdown(dom, timeout, sleep, clock):
+        client.destroy(dom)
 
 
 def _remove(plan, params, client, recorder, sleep, clock):

@@ -59,6 +59,22 @@ class DomainClient:
     def connect(cls, uri, readonly=False):
         return cls(open_connection(uri, readonly=readonly), uri)
 
+    def close(self):
+        """Close the connection (once; errors closing it are not the task's)."""
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except self.libvirt.libvirtError:
+                pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+        return False
+
     @property
     def is_local(self):
         """True when libvirt runs on this machine (no host in the URI), so its paths are ours."""
@@ -145,21 +161,13 @@ class DomainClient:
         pools = self._call('cannot list storage pools', self.conn.listAllStoragePools, 0)
         return [self._call('cannot read storage pool', pool.XMLDesc, 0) for pool in pools]
 
-    def volume_exists(self, pool_name, volume, refresh=True):
-        """Whether the pool has the volume; with refresh, rescan an active pool once before saying no."""
+    def volume_exists(self, pool_name, volume):
+        """Whether libvirt lists the volume in the pool (a read: no refresh, see refresh_pool)."""
         pool = self._pool(pool_name)
         try:
             pool.storageVolLookupByName(volume)
         except self.libvirt.libvirtError as exc:
             if self._error_code(exc) == self.libvirt.VIR_ERR_NO_STORAGE_VOL:
-                # The file may have appeared behind libvirt's back: refresh once.
-                if refresh and pool.isActive():
-                    self._call('cannot refresh storage pool %s' % pool_name, pool.refresh, 0)
-                    try:
-                        pool.storageVolLookupByName(volume)
-                        return True
-                    except self.libvirt.libvirtError:
-                        return False
                 return False
             raise LibvirtFailure('cannot look up volume %s in pool %s: %s' % (volume, pool_name, exc), uri=self.uri)
         return True
@@ -250,23 +258,24 @@ class DomainClient:
             raise LibvirtFailure('cannot power off domain %s: %s' % (dom.name(), exc), uri=self.uri)
 
     def shutdown(self, dom, timeout, sleep=time.sleep, clock=time.monotonic):
-        """Press the ACPI power button and wait up to `timeout` s; True once the domain is off."""
-        if self.state(dom) == 'paused':
-            # A paused guest cannot see the button.
-            self.resume(dom)
+        """Press the ACPI power button and wait up to `timeout` s; True once the domain is off.
+
+        A paused guest cannot see the button: the caller resumes it first.
+        """
         deadline = clock() + timeout
         pressed = False
         while True:
             if not self.is_active(dom):
                 return True
             if not pressed:
-                self._press_power_button(dom)
+                self.press_power_button(dom)
                 pressed = True
             if clock() >= deadline:
                 return False
             sleep(min(0.25, max(0.0, deadline - clock())))
 
-    def _press_power_button(self, dom):
+    def press_power_button(self, dom):
+        """Press the ACPI power button (a request the guest may ignore); do not wait."""
         flags = SHUTDOWN_ACPI_POWER_BTN
         while True:
             try:
@@ -301,6 +310,11 @@ class DomainClient:
 
     def set_autostart(self, dom, enabled):
         self._call('cannot set autostart of %s' % dom.name(), dom.setAutostart, 1 if enabled else 0)
+
+    def refresh_pool(self, pool_name):
+        """Rescan a pool's storage (it lists files put there behind libvirt's back)."""
+        pool = self._pool(pool_name)
+        self._call('cannot refresh storage pool %s' % pool_name, pool.refresh, 0)
 
     def create_volume(self, pool_name, xml):
         pool = self._pool(pool_name)

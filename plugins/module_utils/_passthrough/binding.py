@@ -61,12 +61,13 @@ def plan_device(device, state):
     return steps
 
 
-def apply(fs, recorder, devices, selected, state, write=None):
+def apply(fs, recorder, devices, selected, state, write=None, steps=None):
     """Move the `selected` devices to `state` through the recorder; return the result dict.
 
     write(fs, path, value) performs a sysfs write (tests give a fake kernel).
-    Returns devices, previous_drivers and drivers (after; predicted in check
-    mode).
+    steps: a dict that gets {address: [indexes of its recorded actions]}, for
+    undo(). Returns devices, previous_drivers and drivers (after; predicted
+    in check mode).
     """
     if state not in STATES:
         raise InvalidInput('state must be vfio or host, not %r' % (state,))
@@ -83,6 +84,8 @@ def apply(fs, recorder, devices, selected, state, write=None):
         recorder.run(['modprobe', '--ignore-install', VFIO_DRIVER], description='load the vfio-pci module')
     for address in selected:
         for description, path, value in plans[address]:
+            if steps is not None:
+                steps.setdefault(address, []).append(recorder.mark())
             recorder.apply(description, write, fs, path, value)
     after = {}
     for address in selected:
@@ -95,6 +98,33 @@ def apply(fs, recorder, devices, selected, state, write=None):
                                  address=address, driver=driver)
         after[address] = driver
     return {'devices': list(selected), 'previous_drivers': previous, 'drivers': after}
+
+
+def undo(fs, recorder, devices, state, steps, write=None):
+    """Give back the devices apply() moved to `state` (steps: what apply() filled in), after a later failure.
+
+    Each device goes the other way from where it is now (a device given to
+    vfio-pci: override cleared, unbound, probed, so its host driver takes it
+    again), as one undo per device through the recorder. Returns True when
+    every device went back.
+    """
+    write = write or _sysfs_write
+    back_to = 'host' if state == 'vfio' else 'vfio'
+    complete = True
+    for address in reversed(list(steps)):
+        base = posixpath.join(pci.SYSFS_PCI_DEVICES, address)
+        override = fs.read_text(base + '/driver_override')
+        now = dict(devices[address], driver=fs.link_name(base + '/driver'),
+                   driver_override=None if override in (None, '', '(null)') else override)
+        back = plan_device(now, back_to)
+        description = 'give %s back (%s)' % (address, ', '.join(d for d, dummy, dummy2 in back) or 'nothing to do')
+        complete = recorder.undo(steps[address], description, _write_all, fs, back, write) and complete
+    return complete
+
+
+def _write_all(fs, steps, write):
+    for dummy, path, value in steps:
+        write(fs, path, value)
 
 
 def _predicted_host_driver(device):

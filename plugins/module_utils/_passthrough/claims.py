@@ -108,6 +108,8 @@ class ClaimContext(BootContext):
     def __init__(self, hostfs, recorder, atomic_move=None):
         super().__init__(hostfs, recorder, atomic_move=atomic_move, backup=False)
         self.modes = {}
+        # Directories made for the files (host paths), which a failed step removes again.
+        self.created_directories = []
 
     def write(self, path, text, description=None):
         real = self.hostfs.path(path)
@@ -116,13 +118,23 @@ class ClaimContext(BootContext):
             return
         directory = posixpath.dirname(path)
         if not self.hostfs.is_dir(directory):
-            self.recorder.apply('create directory %s' % directory, os.makedirs, self.hostfs.path(directory), 0o755)
+            self.recorder.apply('create directory %s' % directory, self._make_directory, directory)
         before = self.hostfs.stat(path)
         super().write(path, text, description)
         mode = self.modes.get(path)
         # A new file gets 0644 (BootContext.write); an existing one keeps its mode.
         if mode is not None and (before.st_mode & 0o7777 if before else 0o644) != mode:
             self.recorder.apply('set mode %04o on %s' % (mode, path), os.chmod, real, mode)
+
+    def _make_directory(self, directory):
+        """os.makedirs for a host directory, remembering each level it made (deepest last)."""
+        missing = []
+        path = directory
+        while path not in ('/', '') and not self.hostfs.is_dir(path):
+            missing.insert(0, path)
+            path = posixpath.dirname(path)
+        os.makedirs(self.hostfs.path(directory), 0o755)
+        self.created_directories.extend(missing)
 
 
 def indexed_kernels(fs):

@@ -13,7 +13,7 @@ from __future__ import annotations
 from ansible_collections.phyllome.os.plugins.module_utils._boot import bootloader
 from ansible_collections.phyllome.os.plugins.module_utils._boot.context import BootContext
 from ansible_collections.phyllome.os.plugins.module_utils._boot.kernel_args import apply_kernel_args, plan_kernel_args
-from ansible_collections.phyllome.os.plugins.module_utils._common.errors import InvalidInput
+from ansible_collections.phyllome.os.plugins.module_utils._common.errors import InvalidInput, PhyllomeError
 from ansible_collections.phyllome.os.plugins.module_utils._common.files import apply_file_plan
 from ansible_collections.phyllome.os.plugins.module_utils._host import iommu
 from ansible_collections.phyllome.os.plugins.module_utils._passthrough import binding, claims, selection
@@ -51,19 +51,36 @@ def ensure(context, addresses, ids=(), whole_group=False, state='vfio', force=Fa
             # the task before the device is bound or a claim file written.
             boot = bootloader.open_bootloader(BootContext(fs, recorder, atomic_move=context.atomic_move))
             planned_args = plan_kernel_args(boot, present=present)
+    steps = {}
     if runtime:
-        result = binding.apply(fs, recorder, devices, selected, state, write)
+        result = binding.apply(fs, recorder, devices, selected, state, write, steps=steps)
     else:
         now = dict((a, devices[a]['driver']) for a in selected)
         result = {'devices': list(selected), 'previous_drivers': now, 'drivers': dict(now)}
     diff = [_drivers_diff(result['previous_drivers'], result['drivers'])] if result['previous_drivers'] != result['drivers'] else []
     kernel_cmdline = None
     if persistent:
-        apply_file_plan(context, plan)
-        diff.extend(plan.diffs())
-        if planned_args is not None:
-            kernel_cmdline = apply_kernel_args(planned_args)
-            diff.extend(kernel_cmdline.pop('diff'))
+        # Bound first, so that a vfio-pci that refuses a device leaves no
+        # boot claim behind. A boot claim that fails puts its files back by
+        # itself; kernel arguments that fail (they put theirs back) also
+        # take back the claim files; either gives the devices back.
+        undo_claims = None
+        try:
+            undo_claims = apply_file_plan(context, plan)
+            diff.extend(plan.diffs())
+            if planned_args is not None:
+                kernel_cmdline = apply_kernel_args(planned_args)
+                diff.extend(kernel_cmdline.pop('diff'))
+        except PhyllomeError as exc:
+            if undo_claims is not None:
+                restored, unrestored = undo_claims()
+                exc.details['restored_claim_files'] = restored
+                if unrestored:
+                    exc.msg += '. COULD NOT PUT BACK %s: check them before rebooting' % ', '.join(
+                        '%s (%s)' % item for item in sorted(unrestored.items()))
+            if steps and not recorder.check_mode:
+                binding.undo(fs, recorder, devices, state, steps, write)
+            raise
     # The running system differs from what the next boot gives: a device is
     # not yet where the boot claim puts it, or the command line is pending.
     waiting = [a for a in selected if (result['drivers'][a] == VFIO_DRIVER) != (state == 'vfio')]

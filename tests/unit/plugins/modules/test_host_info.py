@@ -3,31 +3,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
-
 import pytest
 
-from ansible.module_utils import basic
-
 from ansible_collections.phyllome.os.plugins.modules import host_info
-
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core < 2.19
-    from unittest import mock
-
-    @contextlib.contextmanager
-    def patch_module_args(args):
-        with mock.patch.object(basic, '_ANSIBLE_ARGS', json.dumps({'ANSIBLE_MODULE_ARGS': args}).encode()):
-            yield
+from ansible_collections.phyllome.os.tests.unit.plugins.modules.module_runner import run_module as run_main
 
 
 def run_module(capsys, args):
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            host_info.main()
-    return json.loads(capsys.readouterr().out)
+    return run_main(host_info, args, capsys)
 
 
 def test_a_recorded_tree_is_reported_without_asking_libvirt(capsys, host_tree):

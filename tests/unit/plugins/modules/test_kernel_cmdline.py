@@ -5,14 +5,12 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.phyllome.os.plugins.modules import kernel_cmdline
+from ansible_collections.phyllome.os.tests.unit.plugins.modules.module_runner import run_module as run_main
 from ansible_collections.phyllome.os.tests.unit.plugins.module_utils._boot.bootloader_host import Host, fake_update_grub
 
 IOMMU = ['intel_iommu=on', 'iommu=pt', 'rd.driver.pre=vfio-pci']
@@ -20,11 +18,7 @@ IOMMU = ['intel_iommu=on', 'iommu=pt', 'rd.driver.pre=vfio-pci']
 
 def run_module(args, host, capsys, monkeypatch, check_mode=False, diff=False):
     monkeypatch.setattr(basic.AnsibleModule, 'run_command', lambda self, argv, **kw: host.runner(argv, **kw))
-    args = dict(args, root=host.root, _ansible_check_mode=check_mode, _ansible_diff=diff)
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            kernel_cmdline.main()
-    return json.loads(capsys.readouterr().out)
+    return run_main(kernel_cmdline, dict(args, root=host.root), capsys, check_mode=check_mode, diff=diff)
 
 
 def test_check_mode_with_diff(tmp_path, capsys, monkeypatch):

@@ -5,25 +5,19 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.phyllome.os.plugins.module_utils._passthrough import claims
 from ansible_collections.phyllome.os.plugins.modules import pci_passthrough
+from ansible_collections.phyllome.os.tests.unit.plugins.modules.module_runner import run_module as run_main
 from ansible_collections.phyllome.os.tests.unit.plugins.module_utils._passthrough.vfio_host import claim_file, debian_host
 
 
 def run_module(args, host, capsys, monkeypatch, check_mode=False, diff=False):
     monkeypatch.setattr(basic.AnsibleModule, 'run_command', lambda self, argv, **kw: host.runner(argv, **kw))
-    args = dict(args, root=host.root, _ansible_check_mode=check_mode, _ansible_diff=diff)
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            pci_passthrough.main()
-    return json.loads(capsys.readouterr().out)
+    return run_main(pci_passthrough, dict(args, root=host.root), capsys, check_mode=check_mode, diff=diff)
 
 
 @pytest.fixture
@@ -71,10 +65,25 @@ def test_bad_requests_fail_and_change_nothing(debian, capsys, monkeypatch, args,
 
 
 def test_failed_regeneration_is_reported_with_its_output(debian, capsys, monkeypatch):
-    debian.runner.effects['update-initramfs'] = lambda argv: (1, '', 'E: mkinitramfs failure cpio 141\n')
+    # It fails once; run again on the restored files, it builds.
+    calls = []
+    debian.runner.effects['update-initramfs'] = lambda argv: calls.append(argv) or (
+        (1, '', 'E: mkinitramfs failure cpio 141\n') if len(calls) == 1 else (0, '', ''))
     result = run_module({'devices': ['32:00.1'], 'runtime': False, 'persistent': True}, debian, capsys, monkeypatch)
     assert result['failed'] is True and result['rc'] == 1
     assert result['msg'] == ('/usr/sbin/update-initramfs failed (rc=1): E: mkinitramfs failure cpio 141; '
                              'the previous files were put back')
     assert result['restored_files'] == ['/etc/initramfs-tools/hooks/phyllome-vfio', claims.CLAIM_FILE]
+    # Everything was put back and the initramfs built again from it: the
+    # task reports no change, and the undo among its actions.
+    assert result['actions'][-1] == ('undo: put back /etc/initramfs-tools/hooks/phyllome-vfio, %s; ran again: '
+                                     '/usr/sbin/update-initramfs -u -k all' % claims.CLAIM_FILE)
+    assert result['changed'] is False and len(calls) == 2
     assert not debian.exists(claims.CLAIM_FILE)
+
+
+def test_a_regeneration_that_fails_again_leaves_the_task_changed(debian, capsys, monkeypatch):
+    debian.runner.effects['update-initramfs'] = lambda argv: (1, '', 'E: mkinitramfs failure cpio 141\n')
+    result = run_module({'devices': ['32:00.1'], 'runtime': False, 'persistent': True}, debian, capsys, monkeypatch)
+    assert result['failed'] is True and result['changed'] is True
+    assert not any(a.startswith('undo') for a in result['actions'])

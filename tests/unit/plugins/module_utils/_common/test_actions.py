@@ -63,3 +63,33 @@ def test_query_runs_in_check_mode_and_is_not_recorded():
 def test_query_without_runner_is_a_programming_error():
     with pytest.raises(RuntimeError):
         ActionRecorder().query(['true'])
+
+
+def test_an_undone_action_is_no_change_but_stays_in_the_list():
+    recorder = ActionRecorder()
+    first = recorder.mark()
+    recorder.apply('create volume a', lambda: None)
+    recorder.apply('create volume b', lambda: None)
+    assert recorder.undo(first, 'delete volume a', lambda: None) is True
+    assert recorder.changed
+    recorder.undone_since(first, 'put back everything')
+    assert not recorder.changed
+    assert recorder.actions == ['create volume a', 'create volume b', 'undo: delete volume a',
+                                'undo: put back everything']
+
+
+def test_an_undo_that_fails_leaves_the_change_standing():
+    recorder = ActionRecorder()
+    recorder.apply('create volume a', lambda: None)
+
+    def fail():
+        raise CommandFailed('rm failed', rc=1)
+    assert recorder.undo(0, 'delete volume a', fail) is False
+    assert recorder.changed and recorder.actions[-1] == 'undo FAILED: delete volume a: rm failed'
+
+
+def test_a_failed_all_or_nothing_call_is_no_change():
+    recorder = ActionRecorder()
+    recorder.apply('define domain a', lambda: None)
+    recorder.failed_unchanged(0)
+    assert not recorder.changed and recorder.actions == ['define domain a']

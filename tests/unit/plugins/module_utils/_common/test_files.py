@@ -145,8 +145,14 @@ def test_failed_command_puts_every_file_back(tmp_path, rerun, image):
     assert info.value.details['restored_files'] == [IMAGE, HOOK, CLAIM]
     # The rerun is not recorded: it is part of the failed step.
     assert len(runner.calls) == (2 if rerun else 1)
-    assert recorder.actions == ['write %s' % CLAIM, 'write %s' % HOOK, 'regenerate the initramfs']
+    assert recorder.actions[:3] == ['write %s' % CLAIM, 'write %s' % HOOK, 'regenerate the initramfs']
     assert files(root) == dict(before, **{IMAGE[1:]: image})
+    # Every file put back (and the image rebuilt from them): nothing is left changed.
+    assert not recorder.changed
+    undo = 'undo: put back %s, %s, %s' % (IMAGE, HOOK, CLAIM)
+    if rerun:
+        undo += '; ran again: update-initramfs -u -k all'
+    assert recorder.actions[3:] == [undo]
 
 
 def test_failed_verify_puts_files_back_and_says_so(tmp_path):
@@ -180,6 +186,19 @@ def test_os_error_becomes_host_state_error_naming_what_was_restored(tmp_path):
     assert files(root) == before
 
 
+def test_directories_a_failed_step_created_go_too(tmp_path):
+    from ansible_collections.phyllome.os.plugins.module_utils._passthrough.claims import ClaimContext
+    root = host_tree(tmp_path)
+    (root / 'etc/initramfs-tools/hooks').rmdir()
+    before = files(root)
+    recorder = ActionRecorder(run_command=Generator(root, fail=True))
+    with pytest.raises(CommandFailed):
+        apply_file_plan(ClaimContext(HostFS(str(root)), recorder), initramfs_plan())
+    assert files(root) == before and not (root / 'etc/initramfs-tools/hooks').exists()
+    assert 'create directory /etc/initramfs-tools/hooks' in recorder.actions
+    assert not recorder.changed
+
+
 def read_only(src, dest):
     raise OSError(30, 'Read-only file system')
 
@@ -196,3 +215,26 @@ def test_restore_files_removes_new_files_and_names_those_it_cannot_put_back(tmp_
     (tmp_path / 'grub').write_text('edited\n')
     assert restore_files(fs, snapshot, atomic_move=read_only) == ([], {'/grub': '[Errno 30] Read-only file system'})
     assert restore_files(fs, {'/grub': b'edited\n'}) == ([], {})
+
+
+def test_a_backup_is_synced_and_appears_whole_or_not_at_all(tmp_path, monkeypatch):
+    from ansible_collections.phyllome.os.plugins.module_utils._common import files
+    path = tmp_path / 'grub'
+    path.write_text('GRUB_CMDLINE_LINUX="quiet"\n')
+    os.chmod(str(path), 0o600)
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(files.os, 'fsync', lambda fd: synced.append(fd) or real_fsync(fd))
+    backup = files.backup_file(str(path), '.bak')
+    assert backup == str(path) + '.bak' and open(backup).read() == 'GRUB_CMDLINE_LINUX="quiet"\n'
+    assert os.stat(backup).st_mode & 0o777 == 0o600
+    assert len(synced) >= 2  # the copy's data, then its directory entry
+
+    def disk_full(fd):
+        raise OSError(28, 'No space left on device')
+    monkeypatch.setattr(files.os, 'fsync', disk_full)
+    os.unlink(backup)
+    with pytest.raises(OSError):
+        files.backup_file(str(path), '.bak')
+    # No half-written backup, no temporary file left.
+    assert sorted(os.listdir(str(tmp_path))) == ['grub']

@@ -144,3 +144,40 @@ def test_find_program_takes_the_first_executable_file_on_the_path(tmp_path):
     assert fs.find_program('swtpm_setup') is None
     assert fs.find_program('grubby', 'swtpm') == '/usr/bin/swtpm'
     assert fs.find_program('swtpm', path=('/bin',)) == '/bin/swtpm'
+
+
+def test_no_reader_follows_a_link_out_of_the_root(tree, tmp_path):
+    # A recorded tree (or an image mounted for an offline audit) whose links
+    # point at this machine's files must not read them.
+    outside = tmp_path / 'outside'
+    outside.mkdir()
+    (outside / 'shadow').write_text('root:Planted-Secret-Hash:19000:0:99999:7:::\n')
+    os.symlink('/etc/shadow', os.path.join(tree.root, 'etc/shadow'))
+    os.symlink(str(outside / 'shadow'), os.path.join(tree.root, 'etc/passwd'))
+    os.symlink(str(outside), os.path.join(tree.root, 'etc/outside'))
+    os.symlink('../../../../../../../../../../../../..' + str(outside / 'shadow'), os.path.join(tree.root, 'etc/group'))
+    for path in ('/etc/shadow', '/etc/passwd', '/etc/group', '/etc/outside/shadow'):
+        assert tree.read_text(path) is None, path
+        assert tree.read_bytes(path) is None, path
+        assert tree.read_lines(path) == [], path
+        assert tree.exists(path) is False, path
+        assert tree.stat(path) is None, path
+        assert tree.is_char_device(path) is False, path
+        assert not tree.path(path).startswith(str(outside)), path
+        assert tree.path(path).startswith(tree.root + os.sep), path
+    assert tree.is_dir('/etc/outside') is False and tree.listdir('/etc/outside') == []
+    # The links themselves are there, and say where they point.
+    assert tree.lexists('/etc/shadow') and tree.readlink('/etc/shadow') == '/etc/shadow'
+    # A file the tree has at the link's target is the one read.
+    (outside / 'in-tree').mkdir()
+    os.makedirs(os.path.join(tree.root, str(outside).lstrip('/')))
+    with open(os.path.join(tree.root, str(outside).lstrip('/'), 'shadow'), 'w') as f:
+        f.write('recorded\n')
+    assert tree.read_text('/etc/passwd') == 'recorded'
+    assert tree.read_text('/etc/outside/shadow') == 'recorded'
+
+
+def test_a_link_loop_reads_as_missing(tree):
+    assert tree.exists('/etc/loop-a') is False
+    assert tree.read_text('/etc/loop-a', default='none') == 'none'
+    assert tree.lexists('/etc/loop-a') is True

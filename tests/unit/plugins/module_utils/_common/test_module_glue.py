@@ -24,6 +24,7 @@ class FakeModule:
         self.check_mode = check_mode
         self._diff = diff
         self.exited = self.failed = None
+        self.no_log_values = set()
 
     def exit_json(self, **result):
         self.exited = result
@@ -72,3 +73,26 @@ def test_exit_with_result_reports_the_recorders_actions():
     with pytest.raises(Exited):
         exit_with_result(module, recorder, {'name': 'vm1', 'actions': [], 'diff': {'before': '', 'after': ''}})
     assert module.exited == {'changed': False, 'name': 'vm1', 'actions': []}
+
+
+def fails_after_a_full_rollback(recorder):
+    index = recorder.mark()
+    recorder.apply('write /etc/default/grub', lambda: None)
+    recorder.undo(index, 'put back /etc/default/grub', lambda: None)
+    raise CommandFailed('/usr/sbin/update-grub failed (rc=1): out of memory', cmd=['update-grub'], rc=1)
+
+
+def test_a_failure_after_a_full_rollback_reports_no_change():
+    module, recorder = FakeModule(), ActionRecorder()
+    with pytest.raises(Exited):
+        run_and_exit(module, recorder, fails_after_a_full_rollback, recorder)
+    assert module.failed['changed'] is False
+    assert module.failed['actions'] == ['write /etc/default/grub', 'undo: put back /etc/default/grub']
+
+
+def test_the_recorders_secrets_join_ansibles_no_log_values():
+    module, recorder = FakeModule(), ActionRecorder()
+    recorder.add_secrets(['s3cret', ''])
+    with pytest.raises(Exited):
+        run_and_exit(module, recorder, converge, recorder)
+    assert module.no_log_values == {'s3cret'}

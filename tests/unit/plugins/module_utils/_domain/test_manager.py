@@ -14,7 +14,7 @@ import uuid as uuid_module
 import pytest
 
 from ansible_collections.phyllome.os.plugins.module_utils._common.actions import ActionRecorder
-from ansible_collections.phyllome.os.plugins.module_utils._common.errors import HostStateError, InvalidInput, NotFound
+from ansible_collections.phyllome.os.plugins.module_utils._common.errors import HostStateError, InvalidInput, LibvirtFailure, NotFound
 from ansible_collections.phyllome.os.plugins.module_utils._domain.manager import run_domain
 from ansible_collections.phyllome.os.plugins.module_utils._domain.options import MODULE_OPTIONS
 from ansible_collections.phyllome.os.plugins.module_utils._libvirt.domain_client import DomainClient
@@ -295,4 +295,123 @@ def test_shutdown_that_times_out_fails_unless_forced(client, name, image, monkey
         run(client, name=name, state='shutdown', shutdown_timeout=5)
     assert client.state(client.lookup(name)) == 'running'
     forced = run(client, name=name, state='shutdown', shutdown_timeout=5, force=True)
-    assert forced['actions'][-1] == 'power off domain %s' % name and forced['state'] == 'shutoff'
+    assert forced['actions'] == ['shut down domain %s (ACPI power button, up to 5 s, then power off)' % name]
+    assert forced['state'] == 'shutoff'
+
+
+# --- issue 13: secrets, check mode, the recorder, honest `changed` ----------
+
+OLD_SECRET = 'Planted-Old-Secret-7f3a'
+NEW_SECRET = 'Planted-New-Secret-91bc'
+
+
+def graphics_xml(name, password):
+    return ("<domain type='test'><name>%s</name><memory unit='MiB'>128</memory><vcpu>1</vcpu>"
+            "<os><type arch='x86_64'>hvm</type></os>"
+            "<devices><graphics type='vnc' port='-1' passwd='%s'/></devices></domain>") % (name, password)
+
+
+def test_a_changed_password_is_never_spelled_out(client, name):
+    run(client, name=name, xml=graphics_xml(name, OLD_SECRET))
+    for check in (True, False):
+        recorder = ActionRecorder(check_mode=check)
+        params = dict((o.name, o.default) for o in MODULE_OPTIONS)
+        params.update(name=name, xml=graphics_xml(name, NEW_SECRET))
+        result = run_domain(params, client, recorder, sleep=lambda s: None)
+        text = repr(result) + repr(recorder.actions)
+        assert OLD_SECRET not in text and NEW_SECRET not in text
+        assert any('passwd changed' in c for c in result['changes'])
+        # The values the module hands to Ansible's no_log masking.
+        assert {OLD_SECRET, NEW_SECRET} <= recorder.secrets
+
+
+def test_extra_xml_secrets_are_known_before_anything_is_parsed(client, name, image):
+    recorder = ActionRecorder(check_mode=True)
+    params = dict((o.name, o.default) for o in MODULE_OPTIONS)
+    params.update(name=name, model=model(image, extra_xml=["<devices><graphics type='vnc' passwd='%s'>" % NEW_SECRET]))
+    with pytest.raises(InvalidInput):
+        run_domain(params, client, recorder)
+    assert NEW_SECRET in recorder.secrets
+
+
+class Stubborn:
+    """Makes the test driver's guest ignore the power button (it always obeys it otherwise)."""
+
+    def __init__(self, client, monkeypatch):
+        self.pressed = []
+        monkeypatch.setattr(client, 'shutdown', self.shutdown)
+        monkeypatch.setattr(client, 'press_power_button', lambda dom: self.pressed.append(dom.name()))
+
+    def shutdown(self, dom, timeout, sleep, clock):
+        self.pressed.append(dom.name())
+        return False
+
+
+@pytest.mark.parametrize('params', [
+    {'state': 'shutdown', 'force': True},
+    {'state': 'shutdown', 'shutdown_timeout': 0, 'force': True},
+    {'state': 'shutdown', 'shutdown_timeout': 0},
+    {'state': 'absent'},
+    {'state': 'running', 'apply': 'restart', 'force': True, 'memory': 1024},
+])
+def test_check_mode_predicts_a_stop_that_escalates(client, name, image, monkeypatch, params):
+    params = dict(params)
+    memory = params.pop('memory', 512)
+    run(client, name=name, model=model(image), state='running')
+    run(client, name=name, model=model(image, memory=memory), state='running')
+    stubborn = Stubborn(client, monkeypatch)
+    task = dict(params, name=name)
+    if params.get('apply'):
+        task['model'] = model(image, memory=memory)
+    predicted = run(client, check=True, **task)
+    assert stubborn.pressed == []
+    real = run(client, **task)
+    assert predicted['actions'] == real['actions']
+    assert predicted['changed'] is real['changed'] is True
+
+
+def test_timeout_zero_without_force_presses_the_button(client, name, image, monkeypatch):
+    run(client, name=name, model=model(image), state='running')
+    stubborn = Stubborn(client, monkeypatch)
+    result = run(client, name=name, state='shutdown', shutdown_timeout=0)
+    assert stubborn.pressed == [name]
+    assert result['actions'] == ['press the ACPI power button of domain %s (not waiting)' % name]
+
+
+def test_a_paused_guest_is_resumed_through_the_recorder(client, name, image):
+    run(client, name=name, model=model(image), state='paused')
+    predicted = run(client, check=True, name=name, state='shutdown')
+    real = run(client, name=name, state='shutdown')
+    assert predicted['actions'] == real['actions']
+    assert real['actions'][0] == 'resume domain %s (a paused guest cannot see the power button)' % name
+    assert real['state'] == 'shutoff'
+
+
+def test_volumes_of_a_failed_define_go_through_the_recorder_and_nothing_is_left_changed(client, name, monkeypatch):
+    disks = [{'pool': 'default-pool', 'volume': '%s.qcow2' % name, 'format': 'qcow2', 'size': '1G'}]
+
+    def refuse(xml):
+        raise LibvirtFailure('libvirt refused the domain definition: planted')
+    monkeypatch.setattr(client, 'define', refuse)
+    recorder = ActionRecorder()
+    params = dict((o.name, o.default) for o in MODULE_OPTIONS)
+    params.update(name=name, model={'disks': disks, 'networks': []})
+    with pytest.raises(LibvirtFailure):
+        run_domain(params, client, recorder)
+    assert recorder.actions == ['create volume %s.qcow2 in pool default-pool' % name,
+                                'define domain %s' % name,
+                                'undo: delete volume %s.qcow2 in pool default-pool' % name]
+    assert recorder.changed is False
+    pool = client.conn.storagePoolLookupByName('default-pool')
+    assert '%s.qcow2' % name not in pool.listVolumes()
+
+
+def test_a_volume_on_disk_unknown_to_libvirt_is_a_recorded_refresh(client, name, monkeypatch):
+    disks = [{'pool': 'default-pool', 'volume': '%s.raw' % name, 'size': 1}]
+    monkeypatch.setattr(client, 'path_exists', lambda path: path == '/default-pool/%s.raw' % name)
+    refreshed = []
+    monkeypatch.setattr(client, 'refresh_pool', refreshed.append)
+    predicted = run(client, check=True, name=name, model={'disks': disks, 'networks': []})
+    assert refreshed == []
+    assert predicted['actions'] == ['refresh storage pool default-pool (volume %s.raw is on disk but not in'
+                                    " libvirt's list)" % name, 'define domain %s' % name]

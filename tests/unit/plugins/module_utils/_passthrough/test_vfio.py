@@ -55,7 +55,7 @@ class FakeKernel:
             with open(fs.path(path), 'w') as f:
                 f.write((value.strip() or '(null)') + '\n')
         elif path.endswith('/driver/unbind'):
-            os.unlink(fs.path(posixpath.join(pci.SYSFS_PCI_DEVICES, value, 'driver')))
+            os.unlink(fs.path(posixpath.join(pci.SYSFS_PCI_DEVICES, value, 'driver'), follow=False))
         elif path == binding.SYSFS_DRIVERS_PROBE:
             override = fs.read_text(posixpath.join(pci.SYSFS_PCI_DEVICES, value, 'driver_override'))
             driver = self.host_drivers.get(value)
@@ -64,7 +64,7 @@ class FakeKernel:
             if driver and fs.is_dir('/sys/bus/pci/drivers/' + driver):
                 device_dir = pci.device_sysfs_path(fs, value)
                 os.symlink(posixpath.relpath('/sys/bus/pci/drivers/' + driver, device_dir),
-                           fs.path(device_dir + '/driver'))
+                           fs.path(device_dir + '/driver', follow=False))
 
     def run_command(self, argv, data=None, environ_update=None):
         self.commands.append(argv)
@@ -453,6 +453,52 @@ def test_runtime_and_boot_claim_together(tmp_path, host_spec):
     assert kernel.commands == [['modprobe', '--ignore-install', 'vfio-pci']]
     assert result['drivers'] == {'0000:32:00.1': 'vfio-pci'} and result['reboot_required'] is False
     assert host.read(claims.CLAIM_FILE) == claim_file(['0000:32:00.1'], ['i40e'])
+
+
+def test_a_failed_boot_claim_gives_the_bound_device_back(tmp_path, host_spec):
+    host = debian_host(tmp_path, host_spec)
+    fs = HostFS(host.root)
+    devices = pci.read_devices(fs)
+    kernel = FakeKernel(fs, dict((a, d['driver']) for a, d in devices.items()))
+    # The initramfs refuses the new claim (and builds again without it).
+    host.runner.effects['update-initramfs'] = regenerate(host, fail=lambda claimed: claimed is not None)
+
+    def run_command(argv, data=None, environ_update=None):
+        if argv[0] == 'modprobe':
+            return kernel.run_command(argv)
+        return host.runner(argv, data=data, environ_update=environ_update)
+    recorder = ActionRecorder(run_command=run_command)
+    with pytest.raises(CommandFailed):
+        vfio.ensure(claims.ClaimContext(fs, recorder), ['32:00.1'], persistent=True, write=kernel.write)
+    # The device is with its driver again, without an override; nothing is left changed
+    # (the vfio-pci module loaded stays, and is no change to the device).
+    assert fs.link_name('/sys/bus/pci/devices/0000:32:00.1/driver') == 'i40e'
+    assert fs.read_text('/sys/bus/pci/devices/0000:32:00.1/driver_override') == '(null)'
+    assert 'undo: give 0000:32:00.1 back (clear driver_override of 0000:32:00.1, unbind 0000:32:00.1 from ' \
+        'vfio-pci, probe 0000:32:00.1 (binds its host driver))' in recorder.actions
+    assert not host.exists(claims.CLAIM_FILE)
+
+
+def test_failed_kernel_arguments_take_back_the_claim_and_the_binding(tmp_path, host_spec):
+    host = debian_host(tmp_path, host_spec)
+    fs = HostFS(host.root)
+    devices = pci.read_devices(fs)
+    kernel = FakeKernel(fs, dict((a, d['driver']) for a, d in devices.items()))
+    host.runner.effects['update-grub'] = lambda argv: (1, '', 'error: out of memory.\n')
+    grub_before = host.read('/etc/default/grub')
+
+    def run_command(argv, data=None, environ_update=None):
+        if argv[0] == 'modprobe':
+            return kernel.run_command(argv)
+        return host.runner(argv, data=data, environ_update=environ_update)
+    recorder = ActionRecorder(run_command=run_command)
+    with pytest.raises(CommandFailed, match='update-grub'):
+        vfio.ensure(claims.ClaimContext(fs, recorder), ['32:00.1'], persistent=True, iommu_args=True,
+                    write=kernel.write)
+    assert host.read('/etc/default/grub') == grub_before
+    assert not host.exists(claims.CLAIM_FILE)
+    assert fs.link_name('/sys/bus/pci/devices/0000:32:00.1/driver') == 'i40e'
+    assert any(a.startswith('undo: put back ') and claims.CLAIM_FILE in a for a in recorder.actions)
 
 
 def test_boot_loader_refusal_comes_before_any_change(tmp_path, host_spec):

@@ -1,0 +1,116 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the phyllome.os collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from ansible_collections.phyllome.os.plugins.module_utils._common.errors import LibvirtFailure, MissingLibrary
+from ansible_collections.phyllome.os.plugins.module_utils._libvirt import connection
+
+
+def test_uri_argument_spec_is_a_fresh_dict_each_time():
+    spec = connection.uri_argument_spec()
+    assert spec == {'uri': {'type': 'str', 'default': 'qemu:///system'}}
+    spec['uri']['default'] = 'changed'
+    assert connection.uri_argument_spec()['uri']['default'] == connection.DEFAULT_URI
+
+
+@pytest.mark.parametrize('number, text', [(None, None), (9000000, '9.0.0'), (10010002, '10.10.2'), ('8002003', '8.2.3')])
+def test_version_string(number, text):
+    assert connection.version_string(number) == text
+
+
+def test_without_libvirt_python_the_error_names_the_package(monkeypatch):
+    monkeypatch.setitem(sys.modules, 'libvirt', None)
+    with pytest.raises(MissingLibrary) as info:
+        connection.open_connection('test:///default')
+    assert info.value.package == 'python3-libvirt'
+
+
+class FakeLibvirt:
+    """What connection.py uses of libvirt-python."""
+
+    class libvirtError(Exception):
+        pass
+
+    def __init__(self, result=None, error=None):
+        self.result, self.error = result, error
+        self.opened = []
+        self.handler = 'default'
+
+    def registerErrorHandler(self, handler, ctx):
+        self.handler = handler
+
+    def open(self, uri):
+        self.opened.append(('rw', uri))
+        if self.error:
+            raise self.libvirtError(self.error)
+        return self.result
+
+    def openReadOnly(self, uri):
+        self.opened.append(('ro', uri))
+        return self.result
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    lib = FakeLibvirt(result='conn')
+    monkeypatch.setattr(connection, 'require', lambda name, reason=None: lib)
+    return lib
+
+
+def test_open_connection_read_write_or_read_only(fake):
+    assert connection.open_connection('qemu:///system') == 'conn'
+    assert connection.open_connection('qemu:///system', readonly=True) == 'conn'
+    assert fake.opened == [('rw', 'qemu:///system'), ('ro', 'qemu:///system')]
+    # libvirt's own printing of errors to stderr is off: they reach the user as exceptions.
+    assert fake.handler is not None and fake.handler(None, None) is None
+
+
+def test_a_refused_connection_carries_libvirts_words(fake):
+    fake.error = 'Failed to connect socket to /run/libvirt/libvirt-sock: No such file or directory'
+    with pytest.raises(LibvirtFailure) as info:
+        connection.open_connection('qemu:///system')
+    assert info.value.msg == ('cannot connect to libvirt at qemu:///system: Failed to connect socket to '
+                              '/run/libvirt/libvirt-sock: No such file or directory')
+    assert info.value.details == {'uri': 'qemu:///system'}
+
+
+def test_no_connection_without_an_error_is_a_failure_too(monkeypatch):
+    lib = FakeLibvirt(result=None)
+    monkeypatch.setattr(connection, 'require', lambda name, reason=None: lib)
+    with pytest.raises(LibvirtFailure, match='cannot connect to libvirt at test:///default'):
+        connection.open_connection('test:///default')
+
+
+class FakeConn:
+    def getType(self):
+        return 'QEMU'
+
+    def getLibVersion(self):
+        return 9000000
+
+    def getVersion(self):
+        return 7002000
+
+    def getCapabilities(self):
+        return '<capabilities/>'
+
+
+def test_hypervisor_facts(fake):
+    assert connection.hypervisor_facts(FakeConn()) == {
+        'driver': 'QEMU', 'libvirt_version': 9000000, 'hypervisor_version': 7002000,
+        'capabilities': '<capabilities/>'}
+
+
+def test_the_test_driver_for_real():
+    pytest.importorskip('libvirt')
+    conn = connection.open_connection('test:///default', readonly=True)
+    try:
+        assert connection.hypervisor_facts(conn)['driver'] == 'TEST'
+    finally:
+        conn.close()
