@@ -415,3 +415,26 @@ def test_a_volume_on_disk_unknown_to_libvirt_is_a_recorded_refresh(client, name,
     assert refreshed == []
     assert predicted['actions'] == ['refresh storage pool default-pool (volume %s.raw is on disk but not in'
                                     " libvirt's list)" % name, 'define domain %s' % name]
+
+
+@pytest.mark.parametrize('start', ['shutoff', 'running', 'paused'])
+@pytest.mark.parametrize('target', [
+    {'state': 'present'}, {'state': 'running'}, {'state': 'paused'}, {'state': 'shutdown'},
+    {'state': 'shutdown', 'force': True}, {'state': 'shutdown', 'shutdown_timeout': 0},
+    {'state': 'shutdown', 'shutdown_timeout': 0, 'force': True}, {'state': 'absent'},
+    {'state': 'running', 'autostart': True}, {'state': 'running', 'apply': 'restart', 'memory': 768},
+])
+def test_every_state_change_is_predicted_by_check_mode(client, name, image, start, target):
+    target = dict(target)
+    memory = target.pop('memory', 512)
+    run(client, name=name, model=model(image), state={'shutoff': 'present'}.get(start, start))
+    if target.get('apply'):
+        run(client, name=name, model=model(image, memory=memory))
+        target['model'] = model(image, memory=memory)
+    called = len(client.called)
+    predicted = run(client, check=True, name=name, **target)
+    assert len(client.called) == called  # check mode calls no mutating API
+    real = run(client, name=name, **target)
+    assert predicted['actions'] == real['actions']
+    assert predicted['changed'] is real['changed']
+    assert predicted['state'] == real['state'] or target.get('shutdown_timeout') == 0
