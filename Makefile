@@ -188,10 +188,10 @@ build: deps
 	  ansible-galaxy collection install --offline --no-deps --force -p $(BUILD)/installed $(BUILD)/dist/phyllome-os-*.tar.gz
 	@# ansible-doc exits 0 on a plugin it cannot load: look for the rendered page.
 	ANSIBLE_COLLECTIONS_PATH=$(abspath $(BUILD))/installed ansible-doc phyllome.os.host_info 2>&1 \
-	  | tee $(BUILD)/host_info.txt | grep -q '^> MODULE phyllome.os.host_info' || { cat $(BUILD)/host_info.txt; exit 1; }
+	  | tee $(BUILD)/host_info.txt | grep '^> MODULE phyllome.os.host_info' >/dev/null || { cat $(BUILD)/host_info.txt; exit 1; }
 	@# the role's argument spec is its manual too
 	ANSIBLE_COLLECTIONS_PATH=$(abspath $(BUILD))/installed ansible-doc -t role phyllome.os.host 2>&1 \
-	  | tee $(BUILD)/host_role.txt | grep -q 'phyllome_host_package_sources' || { cat $(BUILD)/host_role.txt; exit 1; }
+	  | tee $(BUILD)/host_role.txt | grep 'phyllome_host_package_sources' >/dev/null || { cat $(BUILD)/host_role.txt; exit 1; }
 	@echo "build: tarball installs and ansible-doc renders from it"
 
 bench: deps test-libvirtd-up
