@@ -71,11 +71,10 @@ class Job:
         return ''.join(e.get('stdout', '') + '\n' for e in self.events)
 
     def fact(self, name):
-        for r in self.results():
-            facts = r.get('res', {}).get('ansible_facts', {})
-            if name in facts:
-                value = facts[name]
-        return value
+        """The last value the job set for fact `name` (None when it never did)."""
+        values = [r['res']['ansible_facts'][name] for r in self.results()
+                  if name in r.get('res', {}).get('ansible_facts', {})]
+        return values[-1] if values else None
 
 
 @pytest.fixture(scope='module')

@@ -48,9 +48,8 @@ def parse_definition(kind, text, name):
         raise InvalidInput('xml must have <%s> as its root element, not <%s>' % (expected, root.tag))
     name_elem = root.find('name')
     if name_elem is None:
-        name_elem = ET.SubElement(root, 'name')
+        name_elem = ET.Element('name')
         name_elem.text = name
-        root.remove(name_elem)
         root.insert(0, name_elem)
     elif (name_elem.text or '').strip() != name:
         raise InvalidInput('xml names the %s %r, but name is %r' % (KINDS[kind]['noun'], (name_elem.text or '').strip(), name))
@@ -155,9 +154,9 @@ def plan(kind, name, wanted, current, state='present', active=None, autostart=No
         steps.append(('define', 'define %s %s' % (noun, name)))
         is_active, is_autostart = False, False
     else:
-        if wanted is not None and differences(wanted, current['xml']):
-            steps.append(('define', 'redefine %s %s (%s)' % (noun, name, ', '.join(
-                p for p, _w, _s in differences(wanted, current['xml'])))))
+        found = differences(wanted, current['xml']) if wanted is not None else []
+        if found:
+            steps.append(('define', 'redefine %s %s (%s)' % (noun, name, ', '.join(p for p, _w, _s in found))))
         is_active, is_autostart = current['active'], current['autostart']
     if active is True and not is_active:
         steps.append(('start', 'start %s %s' % (noun, name)))
