@@ -169,7 +169,22 @@ start_session() {
   return 1
 }
 
+# The daemons outlive this script: they must not keep the caller's open files,
+# e.g. the descriptor of `flock LOCK make integration`, whose lock would stay
+# held for as long as the daemons run (every later `flock LOCK` then waits for
+# a `down`). Bash reads this script from fd 255: that one stays.
+close_inherited_fds() {
+  local fd
+  for fd in "/proc/$$/fd/"*; do
+    fd=${fd##*/}
+    if [ "$fd" -gt 2 ] && [ "$fd" -lt 255 ]; then
+      eval "exec $fd>&-" 2>/dev/null || true
+    fi
+  done
+}
+
 up() {
+  close_inherited_fds
   if [ -e /dev/kvm ]; then
     # libvirt checks that the qemu user can open /dev/kvm; when it cannot, it
     # throws its capability cache away on every call and each define takes
