@@ -22,6 +22,11 @@
 # Everything started is recorded (pid files, namespace names, mounts) under
 # $LAB_DIR and stopped from those records, never by process name. The caches
 # (root file system, package repository) outlive `down`.
+#
+# LAB_EDITION=desktop builds the repository with the desktop edition's
+# packages too (GNOME minimal, virt-manager: ~10x the headless download) and
+# writes an inventory converging that edition, with sshd kept on so that
+# Ansible still reaches the host. The default, headless, keeps the lab lean.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -32,6 +37,7 @@ LAB_CACHE=${LAB_CACHE:-$here/cache}
 # developer's lab and a CI run) never share one.
 LAB_PREFIX=${LAB_PREFIX:-phyllome-lab-$(printf '%s' "$LAB_DIR" | sha256sum | cut -c1-6)}
 LAB_HOSTS=${LAB_HOSTS:-1}
+LAB_EDITION=${LAB_EDITION:-headless}
 SUITE=bookworm
 # What a bare host has: enough for systemd, SSH and Ansible (python3-apt is
 # what ansible.builtin.apt needs, also in check mode).
@@ -57,13 +63,16 @@ debian_mirror() {
   echo "$m"
 }
 
-# The role's package list for the Debian family and the headless edition.
+# The role's package list for the Debian family and the lab's edition.
 role_packages() {
-  "$repo_root/.venv/bin/python" - "$repo_root/roles/host/vars/Debian.yml" <<'EOP'
+  "$repo_root/.venv/bin/python" - "$repo_root/roles/host/vars/Debian.yml" "$LAB_EDITION" <<'EOP'
 import sys, yaml
 with open(sys.argv[1]) as f:
     data = yaml.safe_load(f)
-print(' '.join(data['__phyllome_host_packages'] + data['__phyllome_host_edition_packages']['headless']))
+editions = data['__phyllome_host_edition_packages']
+if sys.argv[2] not in editions:
+    sys.exit('LAB_EDITION=%s: not an edition of the host role (%s)' % (sys.argv[2], ', '.join(sorted(editions))))
+print(' '.join(data['__phyllome_host_packages'] + editions[sys.argv[2]]))
 EOP
 }
 
@@ -100,7 +109,7 @@ build_rootfs() {
 # the bare root, resolved against the bare root's own dpkg status.
 build_repo() {
   local pkgs key dest tmp
-  pkgs=$(role_packages)
+  pkgs=$(role_packages) || die "no package list"
   key=$(printf '%s\n%s\n' "$pkgs" "$BARE_INCLUDE" | sha256sum | cut -c1-12)
   dest=$LAB_CACHE/repo-$key
   if [ -f "$dest/Packages" ]; then
@@ -247,7 +256,10 @@ write_inventory() {
     echo "      hosts:"
     for name in "$@"; do
       echo "        $name:"
-      echo "          ansible_host: $name"
+      # The namespace's name, unique to this lab: ssh's ControlPath (and so
+      # ControlPersist's shared connection) is keyed by it, and two labs'
+      # lab1 must never share one. The ProxyCommand ignores it.
+      echo "          ansible_host: $(netns_of "$name")"
       echo "          ansible_ssh_common_args: >-"
       echo "            -o ProxyCommand=\"ip netns exec $(netns_of "$name") socat - TCP:127.0.0.1:22\""
       echo "            -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
@@ -265,6 +277,12 @@ write_inventory() {
     echo "          cgroup_controllers: []"
     echo "          vnc_listen: 127.0.0.1"
     echo "          spice_listen: 127.0.0.1"
+    if [ "$LAB_EDITION" != headless ]; then
+      echo "        phyllome_host_edition: $LAB_EDITION"
+      echo "        # The desktop edition turns sshd off unless asked: the lab reaches"
+      echo "        # its hosts over SSH only."
+      echo "        phyllome_host_sshd: true"
+    fi
   } >"$inv.tmp"
   mv "$inv.tmp" "$inv"
   echo "# repository: $repo" >>"$inv"
