@@ -655,12 +655,15 @@ def main():
         supports_check_mode=True,
     )
     recorder = ActionRecorder(check_mode=module.check_mode)
-    run_and_exit(module, recorder, _converge, module.params, recorder)
+    run_and_exit(module, recorder, _converge, module, recorder)
 
 
-def _converge(params, recorder):
-    with DomainClient.connect(params['uri']) as client:
-        return run_domain(params, client, recorder)
+def _converge(module, recorder):
+    with DomainClient.connect(module.params['uri']) as client:
+        result = run_domain(module.params, client, recorder)
+    for warning in result.pop('warnings'):
+        module.warn(warning)
+    return result
 
 
 if __name__ == '__main__':

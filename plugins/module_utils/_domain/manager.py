@@ -23,7 +23,8 @@ from ansible_collections.phyllome.os.plugins.module_utils._common.errors import 
 from ansible_collections.phyllome.os.plugins.module_utils._common.units import parse_size
 from ansible_collections.phyllome.os.plugins.module_utils._domain import host as domain_host
 from ansible_collections.phyllome.os.plugins.module_utils._domain import summary as domain_summary
-from ansible_collections.phyllome.os.plugins.module_utils._domain.compare import merge, unified_xml
+from ansible_collections.phyllome.os.plugins.module_utils._domain import intent as domain_intent
+from ansible_collections.phyllome.os.plugins.module_utils._domain.compare import compare, merge, unified_xml
 from ansible_collections.phyllome.os.plugins.module_utils._domain.model import HostContext, build_domain
 from ansible_collections.phyllome.os.plugins.module_utils._domain.options import MODEL_OWNED_TAGS, resolve_model
 from ansible_collections.phyllome.os.plugins.module_utils._domain.secrets import describe, secrets_in_element, secrets_in_params
@@ -50,6 +51,12 @@ class _Plan:
         self.changes = []        # the differences, in words
         self.new_volumes = []    # [(pool, volume, xml)] to create before defining
         self.restart_required = False
+        self.request = None      # digest of the request (intent.request_digest)
+        self.intent = None       # the record of the module's last define, when it matches the request
+        self.owned = frozenset()
+        self.desired = None
+        self.drift = False       # the stored definition changed since the module's last define
+        self.warnings = []
 
 
 def run_domain(params, client, recorder, sleep=time.sleep, clock=time.monotonic):
@@ -61,6 +68,10 @@ def run_domain(params, client, recorder, sleep=time.sleep, clock=time.monotonic)
     # What the domain should be does not matter when it is to go.
     desired = None if removing else _desired_xml(params, client)
     recorder.add_secrets(secrets_in_element(desired))
+    owned = MODEL_OWNED_TAGS if params.get('model') is not None else frozenset()
+    if desired is not None:
+        # XML copied off a domain this module manages carries its record: not part of the request.
+        desired = domain_intent.without_intent(desired)
     if desired is not None:
         name = text_of(desired, 'name')
     else:
@@ -68,6 +79,10 @@ def run_domain(params, client, recorder, sleep=time.sleep, clock=time.monotonic)
         if not name:
             raise InvalidInput('xml has no <name>: give name')
     plan = _Plan(name)
+    if desired is not None:
+        # Before the host fills in a missing type: the request as the task gives it.
+        plan.request = domain_intent.request_digest(desired, owned)
+        plan.desired, plan.owned = desired, owned
     plan.dom = client.lookup(name)
     if plan.dom is not None:
         plan.current = parse_domain(client.inactive_xml(plan.dom), 'the stored definition of %s' % name)
@@ -91,7 +106,6 @@ def run_domain(params, client, recorder, sleep=time.sleep, clock=time.monotonic)
     else:
         _check_identity(desired, plan, client)
         _check_host_devices(desired, client)
-        owned = MODEL_OWNED_TAGS if params.get('model') is not None else frozenset()
         _plan_storage(desired, params, plan, client, recorder)
         _plan_definition(desired, owned, plan, active_id)
         _define(plan, client, recorder)
@@ -251,10 +265,11 @@ def _plan_definition(desired, owned, plan, active_id):
         metadata = {'volumes': [], 'restart_pending_id': None, 'removed_tpm': None}
     else:
         metadata = read_metadata(plan.current)
-        merged, differences = merge(desired, plan.current, owned)
+        merged, differences = _merge(desired, owned, plan)
         if differences or plan.new_volumes:
-            plan.definition = merged
-            plan.changes.extend(describe(d) for d in differences)
+            plan.definition = merged if merged is not None else copy.deepcopy(plan.current)
+            suffix = ' (drift: changed outside this module)' if plan.drift else ''
+            plan.changes.extend(describe(d) + suffix for d in differences)
     pending = _pending_restart(plan.current, active_id)
     if plan.definition is not None and active_id is not None:
         # The running guest will not see this definition before its next boot.
@@ -283,6 +298,25 @@ def _plan_definition(desired, owned, plan, active_id):
     write_metadata(plan.definition, {'volumes': volumes, 'restart_pending_id': pending, 'removed_tpm': removed_tpm})
 
 
+def _merge(desired, owned, plan):
+    """(merged definition, differences); (None, []) without comparing when the request and the
+    stored definition are those of the module's last define."""
+    intent = domain_intent.read_intent(plan.current)
+    if intent is not None and intent.request == plan.request:
+        plan.intent = intent
+        plan.drift = intent.stored != domain_intent.stored_digest(plan.current)
+        # A secret is not in the digests: a request with one is always compared.
+        if not plan.drift and not secrets_in_element(desired):
+            return None, []
+    merged, differences = merge(desired, plan.current, owned)
+    return merged, [d for d in differences if not _ignored_before(plan, d)]
+
+
+def _ignored_before(plan, difference):
+    """True for a difference libvirt dropped at the module's last define of this same request."""
+    return plan.intent is not None and domain_intent.difference_key(difference) in plan.intent.ignored
+
+
 def _emulated_tpm(domain):
     for tpm in domain.findall('devices/tpm'):
         if tpm.find("backend[@type='emulator']") is not None:
@@ -309,7 +343,7 @@ def _define(plan, client, recorder):
             created.append((index, pool, name))
         if plan.definition is not None:
             verb = 'define' if plan.current is None else 'update the definition of'
-            dom = recorder.apply('%s domain %s' % (verb, plan.name), client.define, to_string(plan.definition))
+            dom = recorder.apply('%s domain %s' % (verb, plan.name), _define_and_remember, plan, client)
             if dom is not None:
                 plan.dom = dom
     except Exception:
@@ -321,6 +355,30 @@ def _define(plan, client, recorder):
         for index, pool, name in reversed(created):
             recorder.undo(index, 'delete volume %s in pool %s' % (name, pool), client.delete_volume, pool, name)
         raise
+
+
+def _define_and_remember(plan, client):
+    """Define, then record the request and what libvirt stored (domain_intent); warn about what it did not keep."""
+    dom = client.define(to_string(plan.definition))
+    try:
+        stored = parse_domain(client.inactive_xml(dom), 'the stored definition of %s' % plan.name)
+        # What this libvirt did not keep of the request (a setting it ignores): said once, here.
+        kept_out = [domain_intent.difference_key(d) for d in compare(plan.desired, stored, plan.owned)]
+        known = plan.intent.ignored if plan.intent is not None else []
+        new = [key for key in kept_out if key not in known]
+        if new:
+            plan.warnings.append(
+                'libvirt %s did not store these parts of the definition of domain %s as given (it ignores'
+                ' them or stores them otherwise): %s. They are not asked again while the task asks for the'
+                ' same definition.' % (client.version(), plan.name, domain_intent.ignored_words(new)))
+        record = domain_intent.Intent(plan.request, domain_intent.stored_digest(stored), kept_out)
+        client.set_metadata(dom, domain_intent.INTENT_NS, domain_intent.INTENT_PREFIX,
+                            domain_intent.intent_metadata(record))
+    except LibvirtFailure as exc:
+        # The definition stands; without the record, the next run compares.
+        plan.warnings.append('domain %s is defined, but its record of this request could not be kept (the next'
+                             ' run compares the definitions): %s' % (plan.name, exc))
+    return dom
 
 
 # --- autostart and power state ---------------------------------------------
@@ -439,6 +497,7 @@ def _result(plan, client, recorder, removed=False, wanted_state=None):
         'xml': unified_xml(effective) if effective is not None else None,
         'restart_required': plan.restart_required,
         'changes': plan.changes,
+        'warnings': plan.warnings,
         'actions': list(recorder.actions),
         'diff': {
             'before': unified_xml(plan.current),

@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 from ansible_collections.phyllome.os.plugins.module_utils._common.errors import LibvirtFailure
 from ansible_collections.phyllome.os.plugins.module_utils._common.hostfs import HostFS
-from ansible_collections.phyllome.os.plugins.module_utils._libvirt.connection import libvirt_module, open_connection
+from ansible_collections.phyllome.os.plugins.module_utils._libvirt.connection import libvirt_module, open_connection, version_string
 
 # libvirt's virDomainState, in libvirt's words (by value), and those of a domain that has a QEMU process.
 STATE_NAMES = ('nostate', 'running', 'blocked', 'paused', 'shutdown', 'shutoff', 'crashed', 'pmsuspended')
@@ -36,6 +36,8 @@ UNDEFINE_ALL = (UNDEFINE_MANAGED_SAVE | UNDEFINE_SNAPSHOTS_METADATA | UNDEFINE_N
 # virDomainXMLFlags / virDomainShutdownFlagValues / virDomainCreateFlags.
 XML_SECURE = 1
 XML_INACTIVE = 2
+METADATA_ELEMENT = 2
+AFFECT_CONFIG = 2
 SHUTDOWN_ACPI_POWER_BTN = 1
 START_PAUSED = 1
 
@@ -144,6 +146,10 @@ class DomainClient:
     def uuid(self, dom):
         return dom.UUIDString()
 
+    def version(self):
+        """The version of the host's libvirt, as text ('9.0.0')."""
+        return version_string(self._call('cannot read the version of libvirt', self.conn.getLibVersion))
+
     def capabilities(self):
         return self._call('cannot read the host capabilities', self.conn.getCapabilities)
 
@@ -231,6 +237,11 @@ class DomainClient:
 
     def define(self, xml):
         return self._call('libvirt refused the domain definition', self.conn.defineXML, xml)
+
+    def set_metadata(self, dom, namespace, prefix, xml):
+        """Replace the stored definition's <metadata> element of `namespace` (its elements take the namespace)."""
+        self._call('cannot set the metadata of %s' % dom.name(), dom.setMetadata, METADATA_ELEMENT, xml, prefix,
+                   namespace, AFFECT_CONFIG)
 
     def start(self, dom, paused=False):
         try:
