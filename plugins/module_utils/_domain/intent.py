@@ -8,10 +8,10 @@ namespace: one of the request (the desired XML, and whether a model owns its
 sections) and one of the definition libvirt stored right after that define.
 The next run whose request and stored definition have the same digests
 changes nothing and needs no comparison. When one of them differs, the
-semantic comparison decides; differences that libvirt dropped at the
-recorded define (a setting this libvirt ignores) are listed in the record
-and are not asked again while the request stays the same. See
-docs/decisions/domain-idempotence.md.
+semantic comparison decides; what libvirt did not keep at the recorded
+define (a setting this libvirt ignores), listed in the record with the value
+asked, is not a change by itself (it is in every later define, and libvirt
+drops it again). See docs/decisions/domain-idempotence.md.
 
 The digests never see a secret: graphics passwords are masked before
 hashing (a password is short enough to be found again from an unsalted
@@ -36,8 +36,9 @@ class Intent:
 
     request: digest of what the module was asked.
     stored: digest of the definition libvirt stored right after that define.
-    ignored: [(path, attribute)] of the request libvirt did not keep at that
-    define (attribute None for an element).
+    ignored: [(path, attribute, value)]: what libvirt did not keep of the
+    request at that define (attribute None for an element, value the asked
+    one, None for an element).
     """
 
     def __init__(self, request, stored, ignored=()):
@@ -58,7 +59,8 @@ def read_intent(domain):
     found = domain.find('metadata/%s' % _INTENT_TAG)
     if found is None or not found.get('request') or not found.get('stored'):
         return None
-    ignored = [(i.get('path'), i.get('attribute')) for i in found.findall('{%s}ignored' % INTENT_NS) if i.get('path')]
+    ignored = [(i.get('path'), i.get('attribute'), i.get('value'))
+               for i in found.findall('{%s}ignored' % INTENT_NS) if i.get('path')]
     return Intent(found.get('request'), found.get('stored'), ignored)
 
 
@@ -66,10 +68,12 @@ def intent_metadata(intent):
     """The record as virDomainSetMetadata takes it: no namespace (libvirt gives every element ours)."""
     et = etree()
     elem = et.Element('intent', request=intent.request, stored=intent.stored)
-    for path, attribute in intent.ignored:
+    for path, attribute, value in intent.ignored:
         child = et.SubElement(elem, 'ignored', path=path)
         if attribute:
             child.set('attribute', attribute)
+        if value is not None:
+            child.set('value', value)
     return et.tostring(elem, encoding='unicode')
 
 
@@ -107,10 +111,13 @@ def stored_digest(stored):
 
 
 def difference_key(difference):
-    """(path, attribute) of a compare.Difference, as recorded in ignored."""
-    return (difference.path, difference.attribute)
+    """(path, attribute, asked value) of a compare.Difference, as recorded in ignored; None for a secret."""
+    if difference.attribute in SECRET_ATTRIBUTES:
+        return None  # never recorded, so never passed over: a password libvirt drops stays a change
+    value = difference.after if difference.change == 'changed' else None
+    return (difference.path, difference.attribute, None if value is None else str(value))
 
 
 def ignored_words(keys):
     """Ignored settings as element or attribute paths ('devices/interface[...]/filterref', '.../address/@bus')."""
-    return ', '.join('%s/@%s' % (path, attribute) if attribute else path for path, attribute in keys)
+    return ', '.join('%s/@%s' % (path, attribute) if attribute else path for path, attribute, _value in keys)

@@ -52,7 +52,7 @@ class _Plan:
         self.new_volumes = []    # [(pool, volume, xml)] to create before defining
         self.restart_required = False
         self.request = None      # digest of the request (intent.request_digest)
-        self.intent = None       # the record of the module's last define, when it matches the request
+        self.intent = None       # the record of the module's last define (intent.Intent)
         self.owned = frozenset()
         self.desired = None
         self.drift = False       # the stored definition changed since the module's last define
@@ -301,9 +301,8 @@ def _plan_definition(desired, owned, plan, active_id):
 def _merge(desired, owned, plan):
     """(merged definition, differences); (None, []) without comparing when the request and the
     stored definition are those of the module's last define."""
-    intent = domain_intent.read_intent(plan.current)
+    intent = plan.intent = domain_intent.read_intent(plan.current)
     if intent is not None and intent.request == plan.request:
-        plan.intent = intent
         plan.drift = intent.stored != domain_intent.stored_digest(plan.current)
         # A secret is not in the digests: a request with one is always compared.
         if not plan.drift and not secrets_in_element(desired):
@@ -313,7 +312,7 @@ def _merge(desired, owned, plan):
 
 
 def _ignored_before(plan, difference):
-    """True for a difference libvirt dropped at the module's last define of this same request."""
+    """True for a difference libvirt did not keep at the module's last define (the same value asked)."""
     return plan.intent is not None and domain_intent.difference_key(difference) in plan.intent.ignored
 
 
@@ -364,6 +363,7 @@ def _define_and_remember(plan, client):
         stored = parse_domain(client.inactive_xml(dom), 'the stored definition of %s' % plan.name)
         # What this libvirt did not keep of the request (a setting it ignores): said once, here.
         kept_out = [domain_intent.difference_key(d) for d in compare(plan.desired, stored, plan.owned)]
+        kept_out = [key for key in kept_out if key is not None]
         known = plan.intent.ignored if plan.intent is not None else []
         new = [key for key in kept_out if key not in known]
         if new:

@@ -26,13 +26,16 @@ from ansible_collections.phyllome.os.plugins.module_utils._domain.xml import ele
 CORPUS = os.path.normpath(os.path.join(os.path.dirname(__file__), '..', '..', '..', '..', 'fixtures', 'domain_corpus'))
 STEMS = sorted(name[:-4] for name in os.listdir(os.path.join(CORPUS, 'stored')) if name.endswith('.xml'))
 
-# What still differs on a second run, and why the comparison cannot hide it.
+# What the comparison alone still reports on a second run, and why it cannot
+# hide it. The module does not report these as changes: at the define, it
+# records what libvirt did not keep (intent.py), warns once, and later runs
+# of the same request change nothing (test_intent.py replays these cases;
+# run_corpus.py shows it on a real libvirtd).
 REMAINING = {
     # libvirt's negative tests ("-fail", "-incorrect": QEMU refuses them at
     # start): they ask an interface type for what it does not have, and
-    # libvirt drops it silently at define. Ignoring it would hide a real
-    # request; the honest answer is a warning, which needs the module to
-    # remember what it defined (issue 14's "remember intent").
+    # libvirt drops it silently at define. Ignoring it in the comparison
+    # would hide a real request; the module warns once instead.
     'net-hostdev-fail': ['devices/interface[00:11:22:33:44:55]/filterref added',
                          'devices/interface[00:11:22:33:44:55]/driver added'],
     'net-vhostuser-fail': ['devices/interface[52:54:00:ee:96:6b]/filterref added'],

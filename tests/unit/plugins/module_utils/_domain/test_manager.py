@@ -15,6 +15,8 @@ import pytest
 
 from ansible_collections.phyllome.os.plugins.module_utils._common.actions import ActionRecorder
 from ansible_collections.phyllome.os.plugins.module_utils._common.errors import HostStateError, InvalidInput, LibvirtFailure, NotFound
+from ansible_collections.phyllome.os.plugins.module_utils._domain import manager
+from ansible_collections.phyllome.os.plugins.module_utils._domain.compare import merge as real_merge
 from ansible_collections.phyllome.os.plugins.module_utils._domain.manager import run_domain
 from ansible_collections.phyllome.os.plugins.module_utils._domain.options import MODULE_OPTIONS
 from ansible_collections.phyllome.os.plugins.module_utils._libvirt.domain_client import DomainClient
@@ -23,7 +25,7 @@ libvirt = pytest.importorskip('libvirt')
 
 URI = 'test:///default'
 MUTATIONS = ('define', 'start', 'suspend', 'resume', 'destroy', 'shutdown', 'undefine', 'set_autostart',
-             'create_volume', 'delete_volume')
+             'create_volume', 'delete_volume', 'set_metadata')
 
 
 class SpyClient(DomainClient):
@@ -112,7 +114,7 @@ def test_check_mode_calls_no_mutating_api(client, name, image):
 def test_check_mode_predicts_the_real_run(client, name, image):
     run(client, name=name, model=model(image))
     predicted = run(client, check=True, name=name, model=model(image, memory=1024), state='running')
-    assert client.called == ['define']
+    assert client.called == ['define', 'set_metadata']
     real = run(client, name=name, model=model(image, memory=1024), state='running')
     assert predicted['actions'] == real['actions']
     assert predicted['changes'] == real['changes'] == ['memory changed from 512 MiB to 1 GiB',
@@ -438,3 +440,105 @@ def test_every_state_change_is_predicted_by_check_mode(client, name, image, star
     assert predicted['actions'] == real['actions']
     assert predicted['changed'] is real['changed']
     assert predicted['state'] == real['state'] or target.get('shutdown_timeout') == 0
+
+
+# --- the record of the module's last define (intent.py) ---------------------
+
+def plain_xml(name, extra=''):
+    return ("<domain type='test'><name>%s</name><memory unit='MiB'>128</memory><vcpu>1</vcpu>"
+            "<os><type arch='x86_64'>hvm</type></os>%s</domain>") % (name, extra)
+
+
+def _edit_outside(client, name, old, new):
+    """What `virsh edit` does: the stored definition (our record included) with one value changed."""
+    dom = client.lookup(name)
+    xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
+    assert old in xml
+    client.conn.defineXML(xml.replace(old, new))
+
+
+def test_the_same_request_on_the_same_definition_compares_nothing(client, name, monkeypatch):
+    first = run(client, xml=plain_xml(name))
+    assert first['changed'] and client.called == ['define', 'set_metadata']
+    assert 'phyllome-intent:intent' in client.lookup(name).XMLDesc(0)
+
+    def no_comparison(*_args, **_kwargs):
+        raise AssertionError('compared although nothing changed since the last define')
+    monkeypatch.setattr(manager, 'merge', no_comparison)
+    monkeypatch.setattr(manager, 'compare', no_comparison)
+    second = run(client, xml=plain_xml(name))
+    assert not second['changed'] and second['changes'] == [] and second['warnings'] == []
+
+
+def test_a_change_made_outside_the_module_is_drift_and_check_mode_predicts_its_undoing(client, name):
+    run(client, xml=plain_xml(name))
+    _edit_outside(client, name, "<memory unit='KiB'>131072</memory>", "<memory unit='KiB'>262144</memory>")
+    predicted = run(client, check=True, xml=plain_xml(name))
+    real = run(client, xml=plain_xml(name))
+    assert real['changed'] and predicted['changes'] == real['changes'] == [
+        'memory changed from 256 MiB to 128 MiB (drift: changed outside this module)']
+    assert predicted['actions'] == real['actions']
+    assert run(client, xml=plain_xml(name))['changed'] is False
+
+
+def test_a_new_request_is_not_drift(client, name):
+    run(client, xml=plain_xml(name))
+    changed = run(client, xml=plain_xml(name).replace('>128<', '>256<'))
+    assert changed['changes'] == ['memory changed from 128 MiB to 256 MiB']
+
+
+def test_what_libvirt_does_not_keep_is_a_warning_at_that_define_then_no_change(client, name):
+    # libvirt drops an attribute it does not know, without a word.
+    xml = plain_xml(name, "<on_poweroff phyllome-unknown='1'>destroy</on_poweroff>")
+    first = run(client, xml=xml)
+    assert first['changed'] and len(first['warnings']) == 1
+    assert 'on_poweroff/@phyllome-unknown' in first['warnings'][0]
+    again = run(client, xml=xml)
+    assert not again['changed'] and again['changes'] == [] and again['warnings'] == []
+    # Undoing drift defines again: libvirt drops it again, known, no new warning.
+    _edit_outside(client, name, "<memory unit='KiB'>131072</memory>", "<memory unit='KiB'>262144</memory>")
+    undone = run(client, xml=xml)
+    assert undone['changes'] == ['memory changed from 256 MiB to 128 MiB (drift: changed outside this module)']
+    assert undone['warnings'] == []
+    # Another request still asking the same: not a change by itself, not said again.
+    other = run(client, xml=xml.replace('>128<', '>256<'))
+    assert other['changes'] == ['memory changed from 128 MiB to 256 MiB'] and other['warnings'] == []
+    assert run(client, xml=xml.replace('>128<', '>256<'))['changed'] is False
+    # Asking another value of it is a change, and said at its define.
+    newer = run(client, xml=xml.replace("'1'", "'2'"))
+    assert newer['changes'] == ['memory changed from 256 MiB to 128 MiB', "on_poweroff: phyllome-unknown changed from unset to '2'"]
+    assert len(newer['warnings']) == 1
+
+
+def test_a_domain_the_module_did_not_define_stays_as_it_is(client, name):
+    client.conn.defineXML(plain_xml(name))
+    result = run(client, xml=plain_xml(name))
+    assert not result['changed'] and client.called == []
+    assert 'phyllome-intent' not in client.lookup(name).XMLDesc(0)
+    assert run(client, xml=plain_xml(name))['changed'] is False
+
+
+def test_a_request_with_a_password_is_compared_every_time_and_its_digests_hold_no_password(client, name, monkeypatch):
+    run(client, xml=graphics_xml(name, OLD_SECRET))
+    stored = client.lookup(name).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
+    record = stored.split('<phyllome-intent:intent', 1)[1].split('</metadata>', 1)[0]
+    assert OLD_SECRET not in record
+    merges = []
+    monkeypatch.setattr(manager, 'merge', lambda *args: merges.append(1) or real_merge(*args))
+    assert run(client, xml=graphics_xml(name, OLD_SECRET))['changed'] is False
+    assert merges == [1]
+    # A new password is seen although the digests leave passwords out.
+    assert run(client, xml=graphics_xml(name, NEW_SECRET))['changes'] == [
+        'devices/graphics[vnc]: passwd changed']
+
+
+def test_the_record_does_not_leak_into_a_copied_definition(client, name):
+    run(client, xml=plain_xml(name))
+    copied = client.lookup(name).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE).replace(name, name + '-copy')
+    copied = copied.split('<uuid>')[0] + copied.split('</uuid>')[1]
+    try:
+        first = run(client, xml=copied)
+        assert first['changed'] and first['changes'] == ['domain %s-copy defined' % name]
+        assert run(client, xml=copied)['changed'] is False
+    finally:
+        run(client, name=name + '-copy', state='absent')
