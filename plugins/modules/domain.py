@@ -19,6 +19,23 @@ description:
     attributes, memory written in another unit) never counts as a change. Devices are matched by what
     identifies them (a disk by its target, a NIC by its MAC or network, a hostdev by its host address), not by
     their order, and a device that is no longer wanted counts as a change.
+  - "After each define, the module records in the domain's C(<metadata>) one element of its own namespace,
+    C(<phyllome-intent:intent xmlns:phyllome-intent=\"https://github.com/PhyllomeOS/phyllome.os/domain-intent/1\">):
+    a SHA-256 digest of what the task asked (C(request)), one of the definition libvirt stored right after
+    that define (C(stored)), and the parts of the request libvirt did not keep (C(<ignored path=... attribute=...
+    value=...>)). A later run whose request and stored definition match both digests changes nothing without
+    comparing (a cheap second run); otherwise the comparison above decides, and a change made outside the module
+    (C(virsh edit)) is reported as drift (C(... (drift: changed outside this module))) and undone. The element
+    travels with the domain XML (C(virsh dumpxml), migration); it is never copied from an O(xml) into another
+    domain. Graphics passwords are left out of both digests (a request with one is compared on every run), and
+    never recorded."
+  - "When libvirt does not store part of a definition as given (a setting this libvirt ignores, such as a
+    C(<filterref>) on a hostdev NIC or a topology C(clusters) on an older libvirt), the task warns once, at the
+    define where it happened, naming the libvirt version and the element and attribute paths
+    (C(cpu/topology/@clusters)). The next runs do not report it as a change while they ask for the same value;
+    check mode cannot know it in advance and does not warn."
+  - "A domain the module did not define (no record) is compared as above; when it matches, nothing is written
+    to it."
   - A change updates the domain in place with one C(virDomainDefineXML) call, keeping its uuid, MAC addresses,
     device addresses, UEFI variables (nvram) and TPM state. A running domain sees the new definition at its
     next boot; RV(restart_required) says so until then, and O(apply=restart) restarts it.
@@ -609,6 +626,8 @@ restart_required:
 changes:
   description:
     - What changed in the definition, in words. Empty when the definition already matched.
+    - A difference that undoes a change made outside the module since its last define ends with
+      C((drift: changed outside this module)).
     - A changed graphics password is named (C(passwd changed)) without its values; no password appears in
       any result, diff, action or message (they join Ansible's C(no_log) values).
   returned: always

@@ -15,6 +15,8 @@ packages=(
   busybox-static cpio kmod debootstrap fdisk e2fsprogs openssh-client socat
   # the lab's bare hosts (tests/lab/hosts.sh): nspawn, a local package repository
   systemd-container dpkg-dev
+  # domain XMLs made at test time by virt-install --print-xml (make corpus-live)
+  virtinst
   # tools
   git make rsync shellcheck
 )

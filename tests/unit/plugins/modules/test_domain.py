@@ -14,6 +14,7 @@ import json
 import uuid as uuid_module
 
 import pytest
+from ansible.module_utils.common import warnings as ansible_warnings
 
 from ansible_collections.phyllome.os.plugins.module_utils._libvirt import domain_client
 from ansible_collections.phyllome.os.plugins.modules import domain, domain_info
@@ -108,3 +109,18 @@ def closed(conn):
     except libvirt.libvirtError:
         return True
     return False
+
+
+def test_what_libvirt_did_not_keep_is_an_ansible_warning_once(name, capsys):
+    xml = ("<domain type='test'><name>%s</name><memory unit='MiB'>128</memory><vcpu>1</vcpu>"
+           "<os><type arch='x86_64'>hvm</type></os><on_poweroff phyllome-unknown='1'>destroy</on_poweroff>"
+           "</domain>" % name)
+    ansible_warnings._global_warnings.clear()  # pylint: disable=protected-access
+    first = run_module(domain, {'uri': URI, 'xml': xml}, capsys)
+    assert first['changed']
+    # A string on ansible-core 2.17, a structured summary on 2.19.
+    assert len(first['warnings']) == 1 and 'on_poweroff/@phyllome-unknown' in json.dumps(first['warnings'][0])
+    # Ansible keeps a process's warnings (one module run per process): start afresh.
+    ansible_warnings._global_warnings.clear()  # pylint: disable=protected-access
+    second = run_module(domain, {'uri': URI, 'xml': xml}, capsys)
+    assert not second['changed'] and not second.get('warnings')
