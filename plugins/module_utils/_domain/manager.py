@@ -369,8 +369,8 @@ def _define_and_remember(plan, client):
         if new:
             plan.warnings.append(
                 'libvirt %s did not store these parts of the definition of domain %s as given (it ignores'
-                ' them or stores them otherwise): %s. They are not asked again while the task asks for the'
-                ' same definition.' % (client.version(), plan.name, domain_intent.ignored_words(new)))
+                ' them or stores them otherwise): %s. Later runs do not count them as changes while the task'
+                ' asks for the same values.' % (client.version(), plan.name, domain_intent.ignored_words(new)))
         record = domain_intent.Intent(plan.request, domain_intent.stored_digest(stored), kept_out)
         client.set_metadata(dom, domain_intent.INTENT_NS, domain_intent.INTENT_PREFIX,
                             domain_intent.intent_metadata(record))
