@@ -626,8 +626,8 @@ restart_required:
 changes:
   description:
     - What changed in the definition, in words. Empty when the definition already matched.
-    - A difference that undoes a change made outside the module since its last define ends with
-      C((drift: changed outside this module)).
+    - "A difference that undoes a change made outside the module since its last define ends with
+      C((drift: changed outside this module))."
     - A changed graphics password is named (C(passwd changed)) without its values; no password appears in
       any result, diff, action or message (they join Ansible's C(no_log) values).
   returned: always
