@@ -9,8 +9,9 @@ each, what libvirt stored for it: recorded from libvirt 9.0 / QEMU 7.2 on
 this machine by `run_corpus.py run --capture` (a private session libvirtd,
 `virDomainDefineXML`, then the inactive XML with secrets, as the module reads
 it). These tests replay the module's second run offline: no libvirtd needed.
-The live check (`run_corpus.py run --drift`) does the same against a real
-daemon and also changes definitions outside the module.
+The live check (`run_corpus.py run --drift`, `make corpus-live`) runs these
+and domain XMLs made at test time by virt-install through the module's flow
+against a real daemon, and also changes definitions outside the module.
 """
 
 from __future__ import annotations
