@@ -198,3 +198,25 @@ def test_each_class_of_false_change(name, stem, before, libvirt_did):
     desired, stored = _read('input', stem), _read('stored', stem)
     assert libvirt_did(desired, stored), name
     assert compare(desired, stored) == [], '%s (reported before issue 14: %s)' % (name, before)
+
+
+def _generated():
+    import importlib.util  # pylint: disable=import-outside-toplevel
+    spec = importlib.util.spec_from_file_location('corpus_generated', os.path.join(CORPUS, 'generated.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_generated_set_crosses_every_option_set_with_many_os_variants():
+    # What make corpus-live hands to virt-install (the XML itself is made there, at test time).
+    generated = _generated()
+    cases = generated.command_lines(lambda i, n, kind='img': '/images/%d-%d.%s' % (i, n, kind), ['0000:00:01.0'])
+    assert len(cases) >= 200 and len(set(stem for stem, _argv in cases)) == len(cases)
+    names = set(generated._profiles(lambda *a: '', ['x']))  # pylint: disable=protected-access
+    # 'vi-NNN-<option set>-<os>': the longest option set name that the stem carries.
+    used = set(max((n for n in names if stem[7:].startswith(n + '-')), key=len) for stem, _argv in cases)
+    assert used == names
+    assert set(arg for _stem, argv in cases for arg in argv if arg.startswith('--osinfo=')) == \
+        set('--osinfo=' + os_name for os_name in generated.OS_VARIANTS)
+    assert len(generated.FORMATDOMAIN) >= 10
