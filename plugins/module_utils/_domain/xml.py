@@ -201,7 +201,10 @@ def write_metadata(domain, record):
     et = etree()
     metadata = domain.find('metadata')
     old = metadata.find('{%s}domain' % PHYLLOME_NS) if metadata is not None else None
+    place = None
     if old is not None:
+        # The new record goes where the old one was (a diff then shows what changed in it, not a move).
+        place = metadata.index(old)
         metadata.remove(old)
     volumes = record.get('volumes') or []
     pending = record.get('restart_pending_id')
@@ -218,7 +221,11 @@ def write_metadata(domain, record):
             anchor.addnext(metadata)
         else:
             domain.insert(0, metadata)
-    elem = et.SubElement(metadata, '{%s}domain' % PHYLLOME_NS, nsmap={PHYLLOME_PREFIX: PHYLLOME_NS})
+    elem = et.Element('{%s}domain' % PHYLLOME_NS, nsmap={PHYLLOME_PREFIX: PHYLLOME_NS})
+    if place is None:
+        metadata.append(elem)
+    else:
+        metadata.insert(place, elem)
     for pool, name in volumes:
         et.SubElement(elem, '{%s}volume' % PHYLLOME_NS, pool=pool, name=name)
     if pending is not None:

@@ -66,3 +66,11 @@ def test_metadata_goes_after_uuid_and_disappears_when_empty():
     assert [c.tag for c in dom] == ['name', 'uuid', 'metadata', 'memory']
     domain_xml.write_metadata(dom, {'volumes': []})
     assert dom.find('metadata') is None
+
+
+def test_a_rewritten_record_stays_where_it_was():
+    dom = domain_xml.parse("<domain><name>a</name><metadata><app:x xmlns:app='urn:app'/></metadata></domain>")
+    domain_xml.write_metadata(dom, {'volumes': [('p', 'v')]})
+    dom.find('metadata').append(domain_xml.parse("<app:y xmlns:app='urn:other'/>"))
+    domain_xml.write_metadata(dom, {'volumes': [('p', 'w')]})
+    assert [domain_xml.local_tag(c) for c in dom.find('metadata')] == ['x', 'domain', 'y']
