@@ -31,7 +31,10 @@ options:
         C(xml)), for instance C(state), C(autostart), C(domain_type) or a common C(model).
       - "An item's own value wins. Dictionaries merge key by key (C(model), C(model.cpu), C(model.graphics)...: an
         item's C(model: {memory: 4G}) keeps the default C(model.os)); lists (C(model.disks),
-        C(model.networks)...) are replaced whole. An item with C(xml) takes no C(model) from here."
+        C(model.networks)...) are replaced whole."
+      - The C(model) given here goes only under an item's own C(model). An item with C(xml) says what the domain
+        is another way, and an item with neither only names an existing domain (its power state, autostart,
+        removal), as in M(phyllome.os.domain)."
       - C(shutdown_timeout), C(force) and C(remove_storage) given here also say how O(undeclared=remove) removes a
         domain.
     type: dict

@@ -84,14 +84,14 @@ def merge_defaults(defaults, item):
 
     An option the item leaves out (None) comes from `defaults`; dictionaries
     (model, model.cpu, model.graphics...) merge key by key; lists and other
-    values are replaced whole. An item with xml takes no model from the
-    defaults (they are the two ways to say what the domain is).
+    values are replaced whole. The defaults' model goes only under an
+    item's own model: an item with xml says what the domain is another way,
+    and an item with neither only names an existing domain (its power
+    state, autostart, removal), as in phyllome.os.domain.
     """
     merged = _merge(_given(defaults or {}), _given(item))
-    if item.get('xml') is not None:
+    if item.get('model') is None:
         merged.pop('model', None)
-        if item.get('model') is not None:
-            merged['model'] = _given(item['model'])
     return merged
 
 
