@@ -56,6 +56,10 @@ class DomainClient:
         self.libvirt = libvirt_module()
         # The files of the machine libvirt runs on, when it is this one (see path_exists).
         self.hostfs = hostfs or HostFS('/')
+        # What the host offers does not change during a task: read it once per
+        # connection, however many domains the task converges.
+        self._capabilities = None
+        self._domain_capabilities = {}
 
     @classmethod
     def connect(cls, uri, readonly=False):
@@ -151,10 +155,28 @@ class DomainClient:
         return version_string(self._call('cannot read the version of libvirt', self.conn.getLibVersion))
 
     def capabilities(self):
-        return self._call('cannot read the host capabilities', self.conn.getCapabilities)
+        """The host capabilities XML (read once per connection)."""
+        if self._capabilities is None:
+            self._capabilities = self._call('cannot read the host capabilities', self.conn.getCapabilities)
+        return self._capabilities
 
     def domain_capabilities(self, arch, machine, virttype):
-        """Domain capabilities XML, or None when the driver has none (libvirt's test driver)."""
+        """Domain capabilities XML, or None when the driver has none (libvirt's test driver).
+
+        Read once per connection for each (arch, machine, type), a refusal too.
+        """
+        key = (arch, machine, virttype)
+        if key not in self._domain_capabilities:
+            try:
+                self._domain_capabilities[key] = (self._read_domain_capabilities(arch, machine, virttype), None)
+            except LibvirtFailure as exc:
+                self._domain_capabilities[key] = (None, exc.msg)
+        xml, refusal = self._domain_capabilities[key]
+        if refusal is not None:
+            raise LibvirtFailure(refusal, uri=self.uri)
+        return xml
+
+    def _read_domain_capabilities(self, arch, machine, virttype):
         try:
             return self.conn.getDomainCapabilities(None, arch, machine, virttype, 0)
         except self.libvirt.libvirtError as exc:

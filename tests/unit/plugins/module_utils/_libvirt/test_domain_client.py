@@ -185,3 +185,53 @@ def test_shutdown_waits_then_reports(polls, result, elapsed):
     assert client.shutdown(guest, 30, sleep=clock.sleep, clock=clock) is result
     assert guest.pressed == 1
     assert clock.now == pytest.approx(elapsed)
+
+
+class CountingConnection:
+    """A libvirt connection that counts the capability reads (everything else is the real connection's)."""
+
+    def __init__(self, conn):
+        self._conn = conn
+        self.reads = []
+
+    def __getattr__(self, name):
+        value = getattr(self._conn, name)
+        if name not in ('getCapabilities', 'getDomainCapabilities'):
+            return value
+
+        def counted(*args):
+            self.reads.append((name,) + args[1:4])
+            return value(*args)
+        return counted
+
+
+def test_capabilities_are_read_once_per_connection():
+    conn = CountingConnection(libvirt.open(URI))
+    client = DomainClient(conn, URI)
+    try:
+        assert client.capabilities() == client.capabilities()
+        for _ in range(3):
+            assert client.domain_capabilities('x86_64', 'q35', 'kvm') is None
+        assert client.domain_capabilities('x86_64', 'pc', 'kvm') is None
+        assert conn.reads == [('getCapabilities',), ('getDomainCapabilities', 'x86_64', 'q35', 'kvm'),
+                              ('getDomainCapabilities', 'x86_64', 'pc', 'kvm')]
+    finally:
+        conn.close()
+
+
+def test_a_refused_domain_capabilities_read_is_refused_again_without_asking(monkeypatch):
+    client = DomainClient.connect(URI)
+    calls = []
+
+    def refuse(*args):
+        calls.append(args)
+        raise libvirt.libvirtError('invalid argument: KVM is not supported by this QEMU binary')
+    monkeypatch.setattr(client.conn, 'getDomainCapabilities', refuse)
+    try:
+        for _ in range(2):
+            with pytest.raises(LibvirtFailure) as exc:
+                client.domain_capabilities('x86_64', 'q35', 'kvm')
+            assert 'cannot run kvm domains of machine q35' in exc.value.msg
+        assert len(calls) == 1
+    finally:
+        client.close()
