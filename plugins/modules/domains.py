@@ -219,7 +219,7 @@ restart_required:
   returned: always
   type: list
   elements: str
-failed:
+failed_domains:
   description: The domain whose failure stopped the task (empty on success).
   returned: always
   type: list

@@ -287,7 +287,7 @@ def summarize(results):
     summary = dict((key, [r['name'] for r in results if r['status'] == status]) for status, key in SUMMARY)
     summary['undeclared'] = [r['name'] for r in results if r['index'] is None and r['status'] != 'removed']
     summary['restart_required'] = [r['name'] for r in results if r.get('restart_required')]
-    summary['failed'] = [r['name'] for r in results if r['status'] == 'failed']
+    summary['failed_domains'] = [r['name'] for r in results if r['status'] == 'failed']
     summary['not_attempted'] = [r['name'] for r in results if r['status'] == 'not attempted']
     return summary
 

@@ -160,7 +160,7 @@ def test_summarize():
                {'name': 'g', 'index': 4, 'status': 'not attempted'}]
     assert domain_set.summarize(results) == {
         'created': ['a'], 'updated': ['b'], 'removed': ['d'], 'unchanged': ['c'], 'undeclared': ['e'],
-        'restart_required': ['b'], 'failed': ['f'], 'not_attempted': ['g']}
+        'restart_required': ['b'], 'failed_domains': ['f'], 'not_attempted': ['g']}
 
 
 # --- the run, on libvirt's test driver -------------------------------------------------
@@ -258,7 +258,7 @@ def test_a_failure_midway_says_what_was_done_and_what_was_not(prefix):
     assert error.details['results'][1]['actions'] == ['define domain %s-b' % prefix, 'start domain %s-b' % prefix]
     assert error.details['results'][2]['planned_actions'] == ['define domain %s-c' % prefix]
     assert error.details['created'] == [prefix + '-a'] and error.details['not_attempted'] == [prefix + '-c']
-    assert error.details['failed'] == [prefix + '-b']
+    assert error.details['failed_domains'] == [prefix + '-b']
 
 
 def test_undeclared_report_and_remove(prefix):
