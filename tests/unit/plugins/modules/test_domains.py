@@ -50,8 +50,8 @@ def test_twice_then_no_change_with_check_and_diff(prefix, capsys):
         assert SECRET not in json.dumps(result)
     assert planned['changed'] and planned['actions'] == first['actions']
     assert first['created'] == [prefix + '-a', prefix + '-b'] and first['changed']
-    assert [d['after_header'] for d in first['diff']] == ['%s-a (new definition)' % prefix,
-                                                            '%s-b (new definition)' % prefix]
+    headers = [d['after_header'] for d in first['diff']]
+    assert headers == ['%s-a (new definition)' % prefix, '%s-b (new definition)' % prefix]
     assert [r['state'] for r in first['results']] == ['running', 'running']
     assert not second['changed'] and second['unchanged'] == [prefix + '-a', prefix + '-b']
     assert second['diff'] == [] and second['actions'] == []

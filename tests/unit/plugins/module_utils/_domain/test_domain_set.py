@@ -127,8 +127,8 @@ def test_plan_undeclared(mode, defaults, planned):
 
 
 def test_removal_params_take_how_from_defaults():
-    params = domain_set.removal_params('old', {'force': True, 'shutdown_timeout': 5, 'state': 'running',
-                                              'model': {'memory': 1}})
+    defaults = {'force': True, 'shutdown_timeout': 5, 'state': 'running', 'model': {'memory': 1}}
+    params = domain_set.removal_params('old', defaults)
     assert params['state'] == 'absent' and params['force'] and params['shutdown_timeout'] == 5
     assert params['model'] is None and not params['remove_storage']
 

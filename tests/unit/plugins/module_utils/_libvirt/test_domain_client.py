@@ -210,7 +210,7 @@ def test_capabilities_are_read_once_per_connection():
     client = DomainClient(conn, URI)
     try:
         assert client.capabilities() == client.capabilities()
-        for _ in range(3):
+        for dummy in range(3):
             assert client.domain_capabilities('x86_64', 'q35', 'kvm') is None
         assert client.domain_capabilities('x86_64', 'pc', 'kvm') is None
         assert conn.reads == [('getCapabilities',), ('getDomainCapabilities', 'x86_64', 'q35', 'kvm'),
@@ -228,7 +228,7 @@ def test_a_refused_domain_capabilities_read_is_refused_again_without_asking(monk
         raise libvirt.libvirtError('invalid argument: KVM is not supported by this QEMU binary')
     monkeypatch.setattr(client.conn, 'getDomainCapabilities', refuse)
     try:
-        for _ in range(2):
+        for dummy in range(2):
             with pytest.raises(LibvirtFailure) as exc:
                 client.domain_capabilities('x86_64', 'q35', 'kvm')
             assert 'cannot run kvm domains of machine q35' in exc.value.msg
