@@ -61,8 +61,8 @@ def items(prefix, image):
 
 
 def defaults(image):
-    return {'domain_type': 'qemu', 'model': {'vcpus': 1, 'disks': [{'path': image}],
-                                            'networks': [{'type': 'user'}], 'tpm': False}}
+    model = {'vcpus': 1, 'disks': [{'path': image}], 'networks': [{'type': 'user'}], 'tpm': False}
+    return {'domain_type': 'qemu', 'model': model}
 
 
 def one_task_play():
@@ -114,7 +114,7 @@ def in_process_work(prefix, image, rounds=3):
     params = ArgumentSpecValidator(argument_spec({'uri': {'type': 'str'}})).validate(
         {'uri': URI, 'domains': items(prefix, image), 'defaults': defaults(image)}).validated_parameters
     best = None
-    for _ in range(rounds):
+    for dummy in range(rounds):
         start = time.monotonic()
         with DomainClient.connect(URI) as client:
             recorders = RecorderSet(check_mode=False)
