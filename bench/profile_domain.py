@@ -62,7 +62,7 @@ def import_ms(statement):
 
 
 def best_import_ms(statement, rounds=5):
-    return min(import_ms(statement) for _ in range(rounds))
+    return min(import_ms(statement) for dummy in range(rounds))
 
 
 def main():
