@@ -14,7 +14,6 @@ differences name a changed secret without its values.
 from __future__ import annotations
 
 import re
-from xml.sax.saxutils import unescape
 
 # Attributes whose value is a secret, on any element of a domain XML.
 SECRET_ATTRIBUTES = frozenset(['passwd'])
@@ -32,8 +31,15 @@ def secrets_in_text(*texts):
             value = match.group(1) if match.group(1) is not None else match.group(2)
             if value:
                 found.add(value)
-                found.add(unescape(value, {'&quot;': '"', '&apos;': "'"}))
+                found.add(_unescape(value))
     return found
+
+
+def _unescape(text):
+    """XML's predefined entities replaced (xml.sax.saxutils.unescape would import urllib.request: 10 ms a task)."""
+    for entity, char in (('&lt;', '<'), ('&gt;', '>'), ('&quot;', '"'), ('&apos;', "'"), ('&amp;', '&')):
+        text = text.replace(entity, char)
+    return text
 
 
 def secrets_in_element(*elements):
