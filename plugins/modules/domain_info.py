@@ -13,8 +13,10 @@ description:
   - Lists all domains, or those named or in the given states, each with a summary parsed from its definition
     (power state, vCPUs, memory, firmware, Secure Boot, TPM, disks, NICs, hostdevs, virtiofs shares, graphics,
     autostart) and, optionally, its XML.
-  - The IP addresses of a running domain's NICs come from libvirt's DHCP leases, the QEMU guest agent and the
-    host's ARP table, whichever knows them.
+  - The IP addresses of an active domain's NICs come, per NIC, from the first source that knows any (in
+    O(address_sources) order; by default the QEMU guest agent, then the DHCP lease of the NIC's libvirt
+    network, then the host's ARP table), and each NIC says which source answered
+    (RV(domains[].interfaces[].address_source)); RV(domains[].address_lookup) says what each source said.
   - O(query) selects from the result with a JMESPath expression.
   - Never changes anything.
 options:
@@ -36,6 +38,19 @@ options:
         definition; graphics passwords are never included).
     type: bool
     default: false
+  address_sources:
+    description:
+      - Where to look for the IP addresses of an active domain's NICs, in this order; a NIC takes the
+        addresses of the first source that knows any, and a source is asked only while some NIC has none.
+      - V(agent) asks the QEMU guest agent inside the guest (needs its channel in the domain and the agent
+        running; it knows static addresses and IPv6 too). V(lease) reads the DHCP leases of the libvirt
+        network a NIC of type C(network) is on. V(arp) reads the host's ARP table (IPv4 only, and only
+        guests that talked to the host lately).
+      - An empty list looks up no address.
+    type: list
+    elements: str
+    choices: [agent, lease, arp]
+    default: [agent, lease, arp]
   query:
     description:
       - A JMESPath expression evaluated over the result (a dictionary with the key C(domains)); its result is
@@ -74,6 +89,12 @@ EXAMPLES = r'''
     states: [running]
     query: "domains[].{name: name, ipv4: interfaces[].addresses[?family=='ipv4'].address | []}"
   register: running
+
+- name: Addresses from the DHCP leases only (no guest agent call)
+  phyllome.os.domain_info:
+    states: [running]
+    address_sources: [lease]
+  register: leased
 
 - name: One domain's XML
   phyllome.os.domain_info:
@@ -155,8 +176,7 @@ domains:
         - {target: vda, bus: virtio, device: disk, type: file, path: /var/lib/libvirt/images/win11.raw,
            pool: null, volume: null, format: raw, readonly: false}
     interfaces:
-      description: NICs with their MAC and, for a running domain, the IP addresses found (C(address),
-        C(prefix), C(family), C(source) - C(lease), C(agent) or C(arp)).
+      description: NICs, in device order.
       type: list
       elements: dict
       sample:
@@ -165,6 +185,45 @@ domains:
           source: default
           model: virtio
           addresses: [{address: 192.168.122.50, prefix: 24, family: ipv4, source: lease}]
+          address_source: lease
+      contains:
+        mac:
+          description: MAC address, lower case.
+          type: str
+        type:
+          description: The interface type (C(network), C(bridge), C(direct), C(user), C(passt), ...).
+          type: str
+        source:
+          description: The network, bridge or host device it is attached to.
+          type: str
+        model:
+          description: The device model (C(virtio), C(e1000e), ...).
+          type: str
+        addresses:
+          description:
+            - For an active domain, the IP addresses of the first source that knew any (C(address),
+              C(prefix), C(family) - C(ipv4) or C(ipv6), C(source)). Empty when no source knew one, and for an
+              inactive domain.
+          type: list
+          elements: dict
+        address_source:
+          description: The source the addresses came from (C(agent), C(lease) or C(arp)), null when none knew one.
+          type: str
+          sample: agent
+    address_lookup:
+      description:
+        - What each source of O(address_sources) said, in that order (empty for an inactive domain), as
+          C(source), C(outcome) and C(message).
+        - C(outcome) is C(answered) (it gave a NIC its addresses), C(no_address) (it answered, knowing no
+          address of the NICs still without one), C(unavailable) (it could not answer; C(message) gives
+          libvirt's words, e.g. that the guest agent is not connected) or C(not_asked) (every NIC had its
+          addresses already).
+      type: list
+      elements: dict
+      sample:
+        - {source: agent, outcome: unavailable, message: "agent addresses of web1: ... QEMU guest agent is not connected"}
+        - {source: lease, outcome: answered, message: null}
+        - {source: arp, outcome: not_asked, message: null}
     hostdevs:
       description: Host devices passed through (C(type), C(address), C(vendor), C(product), C(managed)).
       type: list
@@ -196,7 +255,7 @@ query_result:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.phyllome.os.plugins.module_utils._common.errors import PhyllomeError, fail_from_exception
-from ansible_collections.phyllome.os.plugins.module_utils._domain.info import collect_domains, query
+from ansible_collections.phyllome.os.plugins.module_utils._domain.info import ADDRESS_SOURCE_ORDER, collect_domains, query
 from ansible_collections.phyllome.os.plugins.module_utils._libvirt.connection import uri_argument_spec
 from ansible_collections.phyllome.os.plugins.module_utils._libvirt.domain_client import STATE_NAMES, DomainClient
 
@@ -208,6 +267,8 @@ def main():
             names=dict(type='list', elements='str', aliases=['name']),
             states=dict(type='list', elements='str', choices=list(STATE_NAMES)),
             xml=dict(type='bool', default=False),
+            address_sources=dict(type='list', elements='str', choices=list(ADDRESS_SOURCE_ORDER),
+                                 default=list(ADDRESS_SOURCE_ORDER)),
             query=dict(type='str'),
         ),
         supports_check_mode=True,
@@ -216,7 +277,8 @@ def main():
     try:
         # Read-write: the guest agent answers only such connections; nothing is changed.
         with DomainClient.connect(params['uri']) as client:
-            domains = collect_domains(client, params['names'], params['states'], params['xml'])
+            domains = collect_domains(client, params['names'], params['states'], params['xml'],
+                                      params['address_sources'])
         result = {'domains': domains}
         if params['query'] is not None:
             result['query_result'] = query(result, params['query'])

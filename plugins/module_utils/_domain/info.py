@@ -6,13 +6,20 @@
 from __future__ import annotations
 
 from ansible_collections.phyllome.os.plugins.module_utils._common.deps import require
-from ansible_collections.phyllome.os.plugins.module_utils._common.errors import InvalidInput
-from ansible_collections.phyllome.os.plugins.module_utils._domain.summary import summary
+from ansible_collections.phyllome.os.plugins.module_utils._common.errors import InvalidInput, LibvirtFailure
+from ansible_collections.phyllome.os.plugins.module_utils._domain.summary import interface_macs, summary
 from ansible_collections.phyllome.os.plugins.module_utils._domain.xml import parse_domain
 from ansible_collections.phyllome.os.plugins.module_utils._libvirt.domain_client import ACTIVE_STATES
 
 
-def collect_domains(client, names=None, states=None, with_xml=False):
+# Who knows a guest's addresses, most trusted first: the guest itself (its
+# agent sees every address, static ones too), then the DHCP server of its
+# libvirt network, then the host's neighbour table (only guests that talked
+# to the host lately, and only IPv4 through libvirt).
+ADDRESS_SOURCE_ORDER = ('agent', 'lease', 'arp')
+
+
+def collect_domains(client, names=None, states=None, with_xml=False, address_sources=ADDRESS_SOURCE_ORDER):
     """Summaries of the domains (all, or those named / in `states`), sorted by name."""
     if names:
         found = [client.lookup(name) for name in names]
@@ -25,13 +32,48 @@ def collect_domains(client, names=None, states=None, with_xml=False):
         if states and state not in states:
             continue
         xml = client.xml(dom)
-        addresses = client.interface_addresses(dom) if state in ACTIVE_STATES else {}
-        entry = summary(parse_domain(xml, 'the definition of %s' % client.name(dom)), state,
-                        client.autostart(dom), client.is_persistent(dom), addresses)
+        domain = parse_domain(xml, 'the definition of %s' % client.name(dom))
+        addresses, lookup = {}, []
+        if state in ACTIVE_STATES:
+            addresses, lookup = find_addresses(
+                interface_macs(domain), address_sources,
+                lambda source, dom=dom: client.interface_addresses(dom, source))
+        entry = summary(domain, state, client.autostart(dom), client.is_persistent(dom), addresses)
+        entry['address_lookup'] = lookup
         if with_xml:
             entry['xml'] = xml
         result.append(entry)
     return sorted(result, key=lambda entry: entry['name'])
+
+
+def find_addresses(macs, sources, read):
+    """Each NIC's addresses from the first source, in `sources` order, that knows any.
+
+    `read(source)` returns {mac: [address dicts]} or raises LibvirtFailure.
+    A source is asked only while some NIC still has no address. Returns
+    ({mac: (source, addresses)}, [{'source', 'outcome', 'message'}]) where
+    outcome is `answered` (it gave a NIC its addresses), `no_address` (it
+    answered, knowing none of the NICs still without one), `unavailable`
+    (it could not answer: message says why) or `not_asked`.
+    """
+    found = {}
+    lookup = []
+    for source in sources:
+        missing = [mac for mac in macs if mac not in found]
+        entry = {'source': source, 'outcome': 'not_asked', 'message': None}
+        lookup.append(entry)
+        if not missing:
+            continue
+        try:
+            known = read(source)
+        except LibvirtFailure as exc:
+            entry.update(outcome='unavailable', message=exc.msg)
+            continue
+        answered = [mac for mac in missing if known.get(mac)]
+        for mac in answered:
+            found[mac] = (source, [dict(address, source=source) for address in known[mac]])
+        entry['outcome'] = 'answered' if answered else 'no_address'
+    return found, lookup
 
 
 def query(data, expression):

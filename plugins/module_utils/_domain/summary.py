@@ -35,25 +35,39 @@ def disks(domain):
     return result
 
 
+def interface_macs(domain):
+    """The MACs of a domain element's NICs (lower case, in device order)."""
+    return [mac for mac in (_mac(nic) for nic in domain.findall('devices/interface')) if mac]
+
+
+def _mac(nic):
+    mac = nic.find('mac')
+    return mac.get('address').lower() if mac is not None and mac.get('address') else None
+
+
 def interfaces(domain, addresses=None):
-    """[{mac, type, source, model, addresses}]; `addresses` is {mac: [...]} from the client."""
+    """[{mac, type, source, model, addresses, address_source}].
+
+    `addresses` is {mac: (source, [address dicts])} as _domain.info.find_addresses returns it.
+    """
     addresses = addresses or {}
     result = []
     for nic in domain.findall('devices/interface'):
-        mac = nic.find('mac')
-        mac = mac.get('address').lower() if mac is not None and mac.get('address') else None
+        mac = _mac(nic)
         name = interface_source(nic)
         model = nic.find('model')
         backend = nic.find('backend')
         kind = nic.get('type')
         if kind == 'user' and backend is not None and backend.get('type') == 'passt':
             kind = 'passt'
+        source, found = addresses.get(mac, (None, [])) if mac else (None, [])
         result.append({
             'mac': mac,
             'type': kind,
             'source': name,
             'model': model.get('type') if model is not None else None,
-            'addresses': list(addresses.get(mac, [])) if mac else [],
+            'addresses': list(found),
+            'address_source': source,
         })
     return result
 

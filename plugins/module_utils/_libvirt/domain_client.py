@@ -41,8 +41,9 @@ AFFECT_CONFIG = 2
 SHUTDOWN_ACPI_POWER_BTN = 1
 START_PAUSED = 1
 
-# virDomainInterfaceAddressesSource: the DHCP lease, the guest agent, the ARP table.
-ADDRESS_SOURCES = (('lease', 0), ('agent', 1), ('arp', 2))
+# virDomainInterfaceAddressesSource (VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_*), by value:
+# the DHCP lease of the domain's libvirt network, the guest agent, the host's ARP table.
+ADDRESS_SOURCES = {'lease': 0, 'agent': 1, 'arp': 2}
 
 _UNSUPPORTED_FLAGS = re.compile(r'unsupported flags \((0x[0-9a-fA-F]+)\)')
 
@@ -230,29 +231,24 @@ class DomainClient:
         devices = self._call('cannot list host USB devices', self.conn.listAllDevices, flag)
         return [self._call('cannot read host device', dev.XMLDesc, 0) for dev in devices]
 
-    def interface_addresses(self, dom):
-        """{mac: [{'address', 'prefix', 'family', 'source'}]} from leases, the guest agent and ARP.
+    def interface_addresses(self, dom, source):
+        """{mac: [{'address', 'prefix', 'family'}]} that one source (`agent`, `lease` or `arp`) knows.
 
-        Each source may be unavailable (no libvirt network, no agent): then it
-        simply adds nothing.
+        LibvirtFailure when that source cannot answer (no guest agent connected,
+        a driver without it); the caller decides what to try next.
         """
+        found = self._call('%s addresses of %s' % (source, dom.name()), dom.interfaceAddresses,
+                           ADDRESS_SOURCES[source], 0) or {}
         result = {}
-        for source_name, source in ADDRESS_SOURCES:
-            try:
-                found = dom.interfaceAddresses(source, 0) or {}
-            except self.libvirt.libvirtError:
+        for data in found.values():
+            mac = (data.get('hwaddr') or '').lower()
+            if not mac:
                 continue
-            for data in found.values():
-                mac = (data.get('hwaddr') or '').lower()
-                if not mac:
-                    continue
-                known = result.setdefault(mac, [])
-                for addr in data.get('addrs') or []:
-                    if any(a['address'] == addr.get('addr') for a in known):
-                        continue
+            known = result.setdefault(mac, [])
+            for addr in data.get('addrs') or []:
+                if addr.get('addr') and all(a['address'] != addr['addr'] for a in known):
                     family = 'ipv6' if addr.get('type') == self.libvirt.VIR_IP_ADDR_TYPE_IPV6 else 'ipv4'
-                    known.append({'address': addr.get('addr'), 'prefix': addr.get('prefix'),
-                                  'family': family, 'source': source_name})
+                    known.append({'address': addr['addr'], 'prefix': addr.get('prefix'), 'family': family})
         return result
 
     # --- mutations (through ActionRecorder.apply) -------------------------

@@ -92,10 +92,23 @@ def test_domain_capabilities_of_a_driver_without_them(client):
     assert client.domain_capabilities('x86_64', 'q35', 'kvm') is None
 
 
-def test_interface_addresses(client):
-    addresses = client.interface_addresses(client.lookup('test'))
-    assert addresses == {'aa:bb:cc:dd:ee:ff': [{'address': '192.168.122.3', 'prefix': 24, 'family': 'ipv4',
-                                                'source': 'lease'}]}
+@pytest.mark.parametrize('source', ['agent', 'lease', 'arp'])
+def test_interface_addresses(client, source):
+    # the test driver answers every source with the same made-up address
+    addresses = client.interface_addresses(client.lookup('test'), source)
+    assert addresses == {'aa:bb:cc:dd:ee:ff': [{'address': '192.168.122.3', 'prefix': 24, 'family': 'ipv4'}]}
+
+
+def test_address_sources_are_libvirts():
+    assert domain_client.ADDRESS_SOURCES == {
+        'agent': libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT,
+        'lease': libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE,
+        'arp': libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_ARP}
+
+
+def test_interface_addresses_of_an_inactive_domain_fail(client, dom):
+    with pytest.raises(LibvirtFailure, match='lease addresses of %s: ' % dom.name()):
+        client.interface_addresses(dom, 'lease')
 
 
 def test_volumes(client):
