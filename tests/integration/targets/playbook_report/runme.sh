@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# playbooks/report.yml, the way an admin runs it and the way AWX runs it,
+# then its pages in a real browser (headless Chromium, Debian's package).
+#
+# Hosts: "localhost" asks the private test libvirtd (a shut-off UEFI + TPM
+# domain of this test), "testdriver" asks libvirt's test:///default (a
+# running domain with an address), "gone" cannot be reached (ansible-playbook
+# run only): the index must still list it.
+set -euxo pipefail
+
+collection_root=$(cd ../../../.. && pwd)
+work=$(mktemp -d)
+domain=phyllome-it-report-$$
+uri=$(python - "$collection_root/tests/integration/integration_config.yml" <<'EOP'
+import sys, yaml
+with open(sys.argv[1]) as f:
+    print(yaml.safe_load(f)['phyllome_test_uri'])
+EOP
+)
+cleanup() {
+  virsh -c "$uri" undefine --nvram "$domain" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+virsh -c "$uri" define /dev/stdin <<EOX
+<domain type='qemu'>
+  <name>$domain</name>
+  <memory unit='MiB'>256</memory>
+  <vcpu>1</vcpu>
+  <os firmware='efi'><type arch='x86_64' machine='q35'>hvm</type></os>
+  <devices>
+    <disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='/var/lib/libvirt/images/$domain.qcow2'/><target dev='vda' bus='virtio'/></disk>
+    <interface type='user'><mac address='52:54:00:7e:90:01'/><model type='virtio'/></interface>
+    <tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm>
+  </devices>
+</domain>
+EOX
+before=$(virsh -c "$uri" dumpxml --inactive "$domain")
+
+python=$(command -v python)
+mkdir -p "$work/project" "$work/inventory" "$work/env" "$work/cwd"
+cp "$collection_root/playbooks/report.yml" "$work/project/"
+cat > "$work/inventory/hosts.yml" <<EOI
+all:
+  hosts:
+    localhost:
+      ansible_connection: local
+      ansible_python_interpreter: $python
+      phyllome_report_uri: "$uri"
+    testdriver:
+      ansible_connection: local
+      ansible_python_interpreter: $python
+      phyllome_report_uri: "test:///default"
+EOI
+cat > "$work/gone.yml" <<EOI
+all:
+  hosts:
+    gone:
+      ansible_host: 127.0.0.1
+      ansible_port: 1
+      ansible_connection: ssh
+      ansible_ssh_common_args: -o ConnectTimeout=5 -o BatchMode=yes
+EOI
+
+# 1. ansible-playbook, from a directory of its own, pages to an explicit directory
+rc=0
+(cd "$work/cwd" && ansible-playbook -i "$work/inventory/hosts.yml" -i "$work/gone.yml" \
+   "$collection_root/playbooks/report.yml" -e "phyllome_report_dir=$work/pages" </dev/null >"$work/playbook.txt" 2>&1) || rc=$?
+cat "$work/playbook.txt"
+# 4: a host was unreachable; anything else is a failure of the report itself
+[ "$rc" = 4 ]
+grep -q "localhost: readiness " "$work/playbook.txt"
+grep -q "    $domain: shutoff, efi, TPM tpm-crb; 52:54:00:7e:90:01: no address" "$work/playbook.txt"
+grep -q "test: running, bios; 192.168.122.3/24 (agent)" "$work/playbook.txt"
+ls "$work/pages"
+[ "$(cd "$work/pages" && echo *)" = "index.html localhost.html testdriver.html" ]
+
+# the report changed nothing on the host
+[ "$(virsh -c "$uri" dumpxml --inactive "$domain")" = "$before" ]
+[ "$(virsh -c "$uri" domstate "$domain")" = "shut off" ]
+
+# 2. ansible-runner as AWX runs a job template: inventory + extra vars, no
+# terminal; the pages go to the default place, under the job's current
+# directory (the project directory)
+cat > "$work/env/extravars" <<EOI
+phyllome_report_title: "Fleet & <lab>"
+EOI
+ansible-runner run "$work" -p report.yml --ident job1 </dev/null >"$work/runner.txt" 2>&1 || {
+  cat "$work/runner.txt"
+  exit 1
+}
+
+python - "$work" "$domain" <<'EOP'
+import glob, json, os, sys
+
+work, domain = sys.argv[1:3]
+artifacts = os.path.join(work, 'artifacts', 'job1')
+status = open(os.path.join(artifacts, 'status')).read().strip()
+rc = open(os.path.join(artifacts, 'rc')).read().strip()
+assert status == 'successful' and rc == '0', (status, rc)
+events = []
+for path in glob.glob(os.path.join(artifacts, 'job_events', '*.json')):
+    with open(path) as f:
+        events.append(json.load(f))
+ok = [e['event_data'] for e in events if e.get('event') == 'runner_on_ok']
+actions = {}
+for data in ok:
+    actions.setdefault(data.get('task_action'), []).append(data)
+for module in ('phyllome.os.host_info', 'phyllome.os.iommu_info', 'phyllome.os.domain_info'):
+    assert sorted(d['host'] for d in actions[module]) == ['localhost', 'testdriver'], module
+    assert not any(d['res'].get('changed') for d in actions[module]), module
+doms = [d['res'] for d in actions['phyllome.os.domain_info'] if d['host'] == 'localhost'][0]['domains']
+mine = [d for d in doms if d['name'] == domain][0]
+assert (mine['state'], mine['firmware'], mine['tpm']['model']) == ('shutoff', 'efi', 'tpm-crb'), mine
+pages = sorted(os.listdir(os.path.join(work, 'project', 'phyllome-report')))
+assert pages == ['index.html', 'localhost.html', 'testdriver.html'], pages
+print('ansible-runner job: %s, pages %s' % (status, pages))
+EOP
+
+# 3. the pages in headless Chromium: what shows, and nothing requested
+python - "$collection_root" "$work" "$domain" <<'EOP'
+import os, sys
+
+root, work, domain = sys.argv[1:4]
+sys.path.insert(0, os.path.join(root, 'tests', 'report'))
+import render
+
+for pages, title in ((os.path.join(work, 'pages'), 'Phyllome OS hosts'),
+                     (os.path.join(work, 'project', 'phyllome-report'), 'Fleet & <lab>')):
+    index = render.render(os.path.join(pages, 'index.html'))
+    assert index['requests'] == [], index['requests']
+    assert title in index['text'], index['text']
+    assert 'localhost' in index['text'] and 'testdriver' in index['text'], index['text']
+    assert 'href="localhost.html"' in index['dom'] and 'href="testdriver.html"' in index['dom']
+    local = render.render(os.path.join(pages, 'localhost.html'))
+    text = local['text']
+    assert local['requests'] == [], local['requests']
+    for expected in ('Readiness (host_info)', 'kvm_device', 'libvirt', 'IOMMU groups (iommu_info)',
+                     'Domains (domain_info)', domain, 'shutoff', 'tpm-crb 2.0 (emulator)',
+                     '52:54:00:7e:90:01 user (virtio)', 'no address found'):
+        assert expected in text, (expected, text)
+    assert any(v in text.split()[:3] for v in ('pass', 'warn', 'fail')), text[:200]
+    driver = render.render(os.path.join(pages, 'testdriver.html'))
+    assert driver['requests'] == [], driver['requests']
+    assert 'test running bios' in driver['text'] and '192.168.122.3/24 (agent)' in driver['text'], driver['text']
+# the gone host is in the first index, as having no report
+first = render.render(os.path.join(work, 'pages', 'index.html'))['text']
+assert 'gone error no report: the host was unreachable or failed' in first, first
+print('chromium: the pages render, show their hosts, verdicts and domains, and request nothing')
+EOP
