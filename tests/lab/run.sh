@@ -8,10 +8,12 @@
 #   3. playbooks/site.yml: the phyllome.os.host role on every host
 #   4. the default Phyllome Linux VM (UEFI, TPM 2.0) defined and started on
 #      each host with phyllome.os.domain; its serial console says it booted
-#   5. the readiness report of each host (playbooks/host_report.yml)
+#   5. the report of each host (playbooks/report.yml): readiness checks, IOMMU
+#      groups, domains with their addresses; an HTML page per host and an
+#      index, in $REPORT_DIR (default .build/lab/report), paths printed
 #
 # LAB_HOSTS=N for more hosts; SITE_ARGS and RUN_ARGS pass extra arguments to
-# site.yml and host_report.yml. The hosts stay up: `tests/lab/hosts.sh ssh
+# site.yml and report.yml. The hosts stay up: `tests/lab/hosts.sh ssh
 # lab1` logs in, `./dev lab-down` removes everything but the caches.
 set -euo pipefail
 
@@ -20,6 +22,7 @@ repo_root=$(cd "$here/../.." && pwd)
 cd "$repo_root"
 SITE_ARGS=${SITE_ARGS:-}
 RUN_ARGS=${RUN_ARGS:-}
+REPORT_DIR=${REPORT_DIR:-${LAB_DIR:-$repo_root/.build/lab}/report}
 
 declare -a step_names=() step_seconds=()
 run_step() {
@@ -54,10 +57,16 @@ run_step "test guest: kernel and initramfs" build_guest
 run_step "converge: playbooks/site.yml" ansible-playbook -i "$inventory" playbooks/site.yml $SITE_ARGS
 run_step "VM: the default Phyllome Linux VM (UEFI + TPM) boots on each host" boot_vm
 # shellcheck disable=SC2086
-run_step "report: playbooks/host_report.yml" ansible-playbook -i "$inventory" playbooks/host_report.yml $RUN_ARGS
+run_step "report: playbooks/report.yml" ansible-playbook -i "$inventory" playbooks/report.yml \
+  -e "phyllome_report_dir=$REPORT_DIR" $RUN_ARGS
 
 printf '\n===== what the main job did, and how long each step took\n'
 for i in "${!step_names[@]}"; do
   printf '%8s s  %s\n' "${step_seconds[$i]}" "${step_names[$i]}"
+done
+printf '\nThe report (open in a browser, no network needed):\n'
+printf '  %s\n' "$REPORT_DIR/index.html"
+for page in "$REPORT_DIR"/*.html; do
+  [ "${page##*/}" = index.html ] || printf '  %s\n' "$page"
 done
 printf '\nThe hosts stay up: tests/lab/hosts.sh status | ssh lab1 [CMD]; ./dev lab-down removes them.\n'

@@ -17,6 +17,8 @@ packages=(
   systemd-container dpkg-dev
   # domain XMLs made at test time by virt-install --print-xml (make corpus-live)
   virtinst
+  # the report's pages rendered as a browser shows them (tests/report/render.py)
+  chromium
   # tools
   git make rsync shellcheck
 )

@@ -3,8 +3,8 @@ inventory, extra vars, no terminal):
 
 bare host -> check mode changes nothing -> bad input refused before any change
 -> converge -> second converge changed=0 -> check mode changed=0 -> a UEFI +
-TPM VM boots inside the converged host -> the host is ready -> teardown leaves
-nothing.
+TPM VM boots inside the converged host -> the report's pages show it (rendered
+in headless Chromium) -> teardown leaves nothing.
 
 Run with `make lab-test` (root: it boots systemd-nspawn hosts in network
 namespaces of their own; tests/lab/hosts.sh).
@@ -26,6 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 HOSTS = os.path.join(HERE, 'hosts.sh')
 SITE = os.path.join(ROOT, 'playbooks', 'site.yml')
 BOOT_VM = os.path.join(HERE, 'boot_vm.yml')
+REPORT = os.path.join(ROOT, 'playbooks', 'report.yml')
 HOST = 'lab1'
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason='the lab needs root')
@@ -181,6 +182,7 @@ def test_a_uefi_tpm_vm_boots_on_the_converged_host(lab):
     assert (info['state'], info['firmware'], info['tpm']['model'], info['domain_type']) == \
         ('running', 'efi', 'tpm-crb', 'qemu')
     assert os.path.basename(info['interfaces'][0]['source']) == 'default'
+    check_report_pages(lab, info['name'])
     again = lab(BOOT_VM, extravars={'lab_guest': guest['acpi']}, ident='vm-again')
     assert again.status == 'successful' and again.changed_tasks() == [], again.changed_tasks()
     gone = lab(BOOT_VM, extravars={'lab_guest': guest['acpi'], 'lab_vm_state': 'absent'}, ident='vm-absent')
@@ -188,6 +190,33 @@ def test_a_uefi_tpm_vm_boots_on_the_converged_host(lab):
     assert on_host('virsh -q list --all --name').split() == []
     assert on_host('ls /var/lib/libvirt/qemu/nvram/ /var/lib/libvirt/swtpm/ 2>/dev/null').split() == [
         '/var/lib/libvirt/qemu/nvram/:', '/var/lib/libvirt/swtpm/:']
+
+
+def check_report_pages(lab, vm):
+    """playbooks/report.yml on the lab host while its VM runs: the pages, as headless Chromium shows them."""
+    sys.path.insert(0, os.path.join(ROOT, 'tests', 'report'))
+    import render  # pylint: disable=import-outside-toplevel
+    with tempfile.TemporaryDirectory(prefix='phyllome-lab-report-') as pages:
+        job = lab(REPORT, extravars={'phyllome_report_dir': pages}, ident='report')
+        assert job.status == 'successful', job.stdout()
+        probes = [r for r in job.results() if r.get('task_action', '').startswith('phyllome.os.')]
+        assert sorted(r['task_action'] for r in probes) == [
+            'phyllome.os.domain_info', 'phyllome.os.host_info', 'phyllome.os.iommu_info']
+        assert not any(r['res'].get('changed') for r in probes)
+        assert sorted(os.listdir(pages)) == ['index.html', '%s.html' % HOST]
+        page = render.render(os.path.join(pages, '%s.html' % HOST))
+        index = render.render(os.path.join(pages, 'index.html'))
+        assert page['requests'] == [] and index['requests'] == [], (page['requests'], index['requests'])
+        text = page['text']
+        verdict = [r['res'] for r in probes if r['task_action'] == 'phyllome.os.host_info'][0]['verdict']
+        assert text.startswith('%s %s ' % (HOST, verdict)), text[:200]
+        # the domain's row: name (type, machine, size), state, firmware, TPM, disks, NICs
+        for expected in ('kvm_device', 'libvirt', 'IOMMU groups (iommu_info)', vm, ' MiB running efi',
+                         'tpm-crb 2.0 (emulator)', 'network default'):
+            assert expected in text, (expected, text)
+        assert '%s %s' % (HOST, verdict) in index['text'], index['text']
+        if os.environ.get('PHYLLOME_REPORT_SCREENSHOT'):
+            render.screenshot(os.path.join(pages, '%s.html' % HOST), os.environ['PHYLLOME_REPORT_SCREENSHOT'])
 
 
 def test_teardown_leaves_nothing(lab):
