@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 # Copyright: Contributors to the phyllome.os collection
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -15,7 +14,7 @@ nothing leaves the machine. Chromium's own background traffic is switched
 off, and its profile lives in a temporary directory (root's home is not
 touched).
 
-Command line: render.py dump PAGE | render.py screenshot PAGE PNG [WIDTH HEIGHT]
+Command line: python3 render.py dump PAGE | python3 render.py screenshot PAGE PNG [WIDTH HEIGHT]
 """
 
 from __future__ import annotations

@@ -35,9 +35,9 @@ def host_report(host='lab1', **overrides):
             'iommu': {'active': True, 'kind': 'intel', 'label': 'Intel VT-d (DMAR)', 'interrupt_remapping': True,
                       'kernel_args': ['intel_iommu=on', 'iommu=pt']},
             'groups': [
-                {'group': 1, 'verdict': 'viable', 'devices': [{'address': '0000:00:03.0', 'class_name': 'Ethernet controller',
-                                                              'vendor_name': 'Intel Corporation', 'device_name': '82574L',
-                                                              'driver': 'e1000e'}],
+                {'group': 1, 'verdict': 'viable',
+                 'devices': [{'address': '0000:00:03.0', 'class_name': 'Ethernet controller',
+                              'vendor_name': 'Intel Corporation', 'device_name': '82574L', 'driver': 'e1000e'}],
                  'reasons': [{'code': 'single_endpoint', 'message': 'one endpoint'}], 'notes': [], 'advice': []},
                 {'group': 2, 'verdict': 'unsafe', 'devices': [{'address': '0000:00:02.0', 'driver': 'e1000e'}],
                  'reasons': [{'code': 'default_route_nic', 'message': 'carries the default route'}], 'notes': [],

@@ -115,7 +115,7 @@ class Sources:
 def test_find_addresses_fallback_order(answers, found, outcomes, asked):
     read = Sources(**answers)
     result, lookup = info.find_addresses([MAC_A, MAC_B], info.ADDRESS_SOURCE_ORDER, read)
-    assert {mac: source for mac, (source, _) in result.items()} == found
+    assert {mac: entry[0] for mac, entry in result.items()} == found
     assert [entry['outcome'] for entry in lookup] == outcomes
     assert [entry['source'] for entry in lookup] == ['agent', 'lease', 'arp']
     assert read.asked == asked
