@@ -40,7 +40,7 @@ before=$(virsh -c "$uri" dumpxml --inactive "$domain")
 
 python=$(command -v python)
 mkdir -p "$work/project" "$work/inventory" "$work/env" "$work/cwd"
-cp "$collection_root/playbooks/report.yml" "$work/project/"
+cp "$collection_root/playbooks/report.yml" "$collection_root/playbooks/host_report.yml" "$work/project/"
 cat > "$work/inventory/hosts.yml" <<EOI
 all:
   hosts:
@@ -86,27 +86,43 @@ ls "$work/pages"
 cat > "$work/env/extravars" <<EOI
 phyllome_report_title: "Fleet & <lab>"
 EOI
-ansible-runner run "$work" -p report.yml --ident job1 </dev/null >"$work/runner.txt" 2>&1 || {
+ansible-runner run "$work" -p report.yml --ident report </dev/null >"$work/runner.txt" 2>&1 || {
+  cat "$work/runner.txt"
+  exit 1
+}
+# playbooks/host_report.yml (the readiness checks alone, JSON files), the same way
+cat > "$work/env/extravars" <<EOI
+host_report_dir: $work/json
+host_report_uri: "$uri"
+EOI
+mkdir "$work/json"
+ansible-runner run "$work" -p host_report.yml --ident host_report </dev/null >"$work/runner.txt" 2>&1 || {
   cat "$work/runner.txt"
   exit 1
 }
 
-python - "$work" "$domain" <<'EOP'
+python - "$work" "$domain" "$uri" <<'EOP'
 import glob, json, os, sys
 
-work, domain = sys.argv[1:3]
-artifacts = os.path.join(work, 'artifacts', 'job1')
-status = open(os.path.join(artifacts, 'status')).read().strip()
-rc = open(os.path.join(artifacts, 'rc')).read().strip()
-assert status == 'successful' and rc == '0', (status, rc)
-events = []
-for path in glob.glob(os.path.join(artifacts, 'job_events', '*.json')):
-    with open(path) as f:
-        events.append(json.load(f))
-ok = [e['event_data'] for e in events if e.get('event') == 'runner_on_ok']
-actions = {}
-for data in ok:
-    actions.setdefault(data.get('task_action'), []).append(data)
+work, domain, uri = sys.argv[1:4]
+
+
+def job(ident):
+    """The ok results of a successful ansible-runner job, by module."""
+    artifacts = os.path.join(work, 'artifacts', ident)
+    status = open(os.path.join(artifacts, 'status')).read().strip()
+    rc = open(os.path.join(artifacts, 'rc')).read().strip()
+    assert status == 'successful' and rc == '0', (ident, status, rc)
+    actions = {}
+    for path in glob.glob(os.path.join(artifacts, 'job_events', '*.json')):
+        with open(path) as f:
+            event = json.load(f)
+        if event.get('event') == 'runner_on_ok':
+            actions.setdefault(event['event_data'].get('task_action'), []).append(event['event_data'])
+    return actions
+
+
+actions = job('report')
 for module in ('phyllome.os.host_info', 'phyllome.os.iommu_info', 'phyllome.os.domain_info'):
     assert sorted(d['host'] for d in actions[module]) == ['localhost', 'testdriver'], module
     assert not any(d['res'].get('changed') for d in actions[module]), module
@@ -115,7 +131,17 @@ mine = [d for d in doms if d['name'] == domain][0]
 assert (mine['state'], mine['firmware'], mine['tpm']['model']) == ('shutoff', 'efi', 'tpm-crb'), mine
 pages = sorted(os.listdir(os.path.join(work, 'project', 'phyllome-report')))
 assert pages == ['index.html', 'localhost.html', 'testdriver.html'], pages
-print('ansible-runner job: %s, pages %s' % (status, pages))
+
+checks = job('host_report')['phyllome.os.host_info']
+assert sorted(d['host'] for d in checks) == ['localhost', 'testdriver']
+for data in checks:
+    result = data['res']
+    assert result['verdict'] in ('pass', 'warn', 'fail') and result['checks'], result
+    with open(os.path.join(work, 'json', data['host'] + '.json')) as f:
+        assert json.load(f)['checks'] == result['checks']
+local = [d['res'] for d in checks if d['host'] == 'localhost'][0]
+assert local['host']['libvirt']['uri'] == uri and local['host']['libvirt']['reachable'], local['host']['libvirt']
+print('ansible-runner jobs: report.yml wrote %s; host_report.yml wrote the JSON of %d hosts' % (pages, len(checks)))
 EOP
 
 # 3. the pages in headless Chromium: what shows, and nothing requested
