@@ -242,8 +242,8 @@ def _domains_section(report):
             badge(dom.get('state')),
             esc(dom.get('firmware')) + (' + Secure Boot' if dom.get('secure_boot') else ''),
             esc('%s %s (%s)' % (tpm.get('model'), tpm.get('version') or '', tpm.get('backend'))) if tpm else 'none',
-            _list([_disk(d) for d in dom.get('disks') or []]),
-            _list([_nic(n) for n in dom.get('interfaces') or []]),
+            _list([_disk(d) for d in dom.get('disks') or []]) or 'none',
+            _list([_nic(n) for n in dom.get('interfaces') or []]) or 'none',
             _lookup(dom),
         ])
     return _table(['domain', 'state', 'firmware', 'TPM', 'disks', 'NICs and addresses', 'address sources'],
