@@ -299,7 +299,7 @@ def index_page(reports, title='Phyllome OS hosts', generated=None, hosts=None):
                 if domains else 'none'),
             esc(report.get('generated')),
         ])
-    body = '<h1>%s</h1><p class="meta">%d hosts%s</p>%s' % (
-        esc(title), len(rows), (' &middot; generated %s' % esc(generated)) if generated else '',
+    body = '<h1>%s</h1><p class="meta">%d host%s%s</p>%s' % (
+        esc(title), len(rows), '' if len(rows) == 1 else 's', (' &middot; generated %s' % esc(generated)) if generated else '',
         _table(['host', 'readiness', 'checks', 'IOMMU groups', 'domains', 'report of'], rows, 'No hosts.'))
     return _page(title, body)
