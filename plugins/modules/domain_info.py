@@ -46,7 +46,8 @@ options:
         running; it knows static addresses and IPv6 too). V(lease) reads the DHCP leases of the libvirt
         network a NIC of type C(network) is on. V(arp) reads the host's ARP table (IPv4 only, and only
         guests that talked to the host lately).
-      - An empty list looks up no address.
+      - An empty list looks up no address. A guest whose agent is connected but does not answer costs
+        libvirt's guest agent timeout; leave V(agent) out to never wait for one.
     type: list
     elements: str
     choices: [agent, lease, arp]
