@@ -236,8 +236,9 @@ def _domains_section(report):
     for dom in domain_rows(report):
         tpm = dom.get('tpm')
         rows.append([
-            '<strong>%s</strong><br><span class="small">%s %s, %s vCPU, %s MiB%s</span>' % (
-                esc(dom.get('name')), esc(dom.get('domain_type')), esc(dom.get('machine')), esc(dom.get('vcpus')),
+            '<strong>%s</strong><br><span class="small">%s, %s vCPU, %s MiB%s</span>' % (
+                esc(dom.get('name')), esc(' '.join(str(v) for v in (dom.get('domain_type'), dom.get('machine')) if v)),
+                esc(dom.get('vcpus')),
                 esc(dom.get('memory_mib')), ', autostart' if dom.get('autostart') else ''),
             badge(dom.get('state')),
             esc(dom.get('firmware')) + (' + Secure Boot' if dom.get('secure_boot') else ''),

@@ -29,6 +29,7 @@ virsh -c "$uri" define /dev/stdin <<EOX
   <memory unit='MiB'>256</memory>
   <vcpu>1</vcpu>
   <os firmware='efi'><type arch='x86_64' machine='q35'>hvm</type></os>
+  <features><acpi/></features>
   <devices>
     <disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='/var/lib/libvirt/images/$domain.qcow2'/><target dev='vda' bus='virtio'/></disk>
     <interface type='user'><mac address='52:54:00:7e:90:01'/><model type='virtio'/></interface>
@@ -169,7 +170,7 @@ for pages, title in ((os.path.join(work, 'pages'), 'Phyllome OS hosts'),
     assert any(v in text.split()[:3] for v in ('pass', 'warn', 'fail')), text[:200]
     driver = render.render(os.path.join(pages, 'testdriver.html'))
     assert driver['requests'] == [], driver['requests']
-    assert 'test running bios' in driver['text'] and '192.168.122.3/24 (agent)' in driver['text'], driver['text']
+    assert 'test test, 2 vCPU, 8192 MiB running bios' in driver['text'] and '192.168.122.3/24 (agent)' in driver['text'], driver['text']
 # the gone host is in the first index, as having no report
 first = render.render(os.path.join(work, 'pages', 'index.html'))['text']
 assert 'gone error no report: the host was unreachable or failed' in first, first
