@@ -303,6 +303,8 @@ case "${1:-up}" in
     printf '%s\n' "# written by tests/lab/libvirtd.sh integration-config" \
       "phyllome_test_uri: \"$SYS_URI\"" \
       "phyllome_test_session_uri: \"$SES_URI\"" \
+      "# the network namespace its guests live in (ip netns exec <this> ...)" \
+      "phyllome_test_netns: \"$NETNS\"" \
       "# the private daemon's /var/lib/libvirt etc. as seen from outside: <this>/var/lib/libvirt" \
       "phyllome_test_libvirt_root: \"$SYS\"" ;;
   _inside) inside ;;
