@@ -153,6 +153,17 @@ root, work, domain = sys.argv[1:4]
 sys.path.insert(0, os.path.join(root, 'tests', 'report'))
 import render
 
+# the harness sees what a page asks for: a page that loads a stylesheet and an
+# image from elsewhere shows both requests (and they reach only our proxy)
+canary = os.path.join(work, 'canary.html')
+with open(canary, 'w') as f:
+    f.write('<!DOCTYPE html><html><head><link rel="stylesheet" href="https://fonts.example.invalid/a.css">'
+            '</head><body>canary<img src="http://cdn.example.invalid/b.png"></body></html>')
+seen = render.render(canary)
+assert seen['text'] == 'canary', seen['text']
+assert sorted(r.split(' ', 1)[1] for r in seen['requests']) == [
+    'fonts.example.invalid:443', 'http://cdn.example.invalid/b.png'], seen['requests']
+
 for pages, title in ((os.path.join(work, 'pages'), 'Phyllome OS hosts'),
                      (os.path.join(work, 'project', 'phyllome-report'), 'Fleet & <lab>')):
     index = render.render(os.path.join(pages, 'index.html'))
