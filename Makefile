@@ -4,6 +4,7 @@
 #   make test         install everything, run every test: sanity, lint, units, docs, build, integration, lab
 #   make report       the readiness report (playbooks/host_report.yml) of INVENTORY (default: this machine)
 #   make lab-up | lab-down | lab-test   the lab's bare hosts (tests/lab/hosts.sh)
+#   make lab-desktop  the desktop edition converged in a lab host (heavy, not in `make test`)
 #   make sanity | units | integration | lint | docs | build | bench | clean
 #   make units-oldest | sanity-oldest   units and sanity on the oldest ansible-core requires_ansible allows
 #
@@ -35,7 +36,7 @@ INTEGRATION_TARGETS ?=
 SANITY_FLAGS ?=
 
 .PHONY: ansible-test-pip test run deps sysdeps venv tree sanity units integration lint docs docs-check build bench lab-up lab-down clean
-.PHONY: test-libvirtd-up test-libvirtd-down isolation-check report lab-test corpus-live
+.PHONY: test-libvirtd-up test-libvirtd-down isolation-check report lab-test lab-desktop corpus-live
 
 test: sanity sanity-oldest lint units units-oldest docs-check build corpus-live isolation-check
 
@@ -171,6 +172,12 @@ corpus-live: deps
 # + TPM VM boots inside, teardown leaves nothing.
 lab-test: deps
 	pytest -p no:cacheprovider -v tests/lab/test_lab.py
+
+# The desktop edition (GNOME minimal + virt-manager) converged for real, twice,
+# then in check mode, in a lab of its own (.build/lab-desktop). Heavy (a 404 MB
+# repository once, ~6 min here), so not part of `make test`: tests/lab/README.md.
+lab-desktop: deps
+	pytest -p no:cacheprovider -v tests/lab/test_lab_desktop.py
 
 lint: deps
 	ansible-lint --profile production --offline

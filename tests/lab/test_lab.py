@@ -128,7 +128,9 @@ def test_check_mode_on_a_bare_host_runs_to_the_end_and_changes_nothing(lab):
     ({'phyllome_host_admin_users': ['root', 'no-such-admin']}, 'Refuse admin users', 'no-such-admin'),
     ({'phyllome_host_package_sources': ['http://mirror.invalid/debian bookworm main']},
      'Refuse malformed package sources', 'one-line apt sources'),
-], ids=['edition', 'reboot-policy', 'user', 'package-source'])
+    ({'phyllome_host_firewall_ports': ['5900-5910/tcp', '70000/tcp', 'ssh']},
+     'Refuse malformed firewall ports', '70000/tcp, ssh'),
+], ids=['edition', 'reboot-policy', 'user', 'package-source', 'firewall-port'])
 def test_bad_input_is_refused_before_anything_changes(lab, extravars, failing_task, message):
     before = etc_fingerprint()
     job = lab(SITE, extravars=extravars, ident='bad-%s' % next(iter(extravars)))

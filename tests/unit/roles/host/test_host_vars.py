@@ -340,3 +340,15 @@ def test_internal_name_is_defined_for_every_family(name):
 @pytest.mark.parametrize('name', sorted(FEDORA))
 def test_family_key_is_used_by_the_role(name):
     assert name in _used_names(), '%s is defined in the family files but the role never reads it' % name
+
+
+# ---------------------------------------------------------------- input checks
+
+@pytest.mark.parametrize('port, shape_ok', [
+    ('22/tcp', True), ('5900-5910/tcp', True), ('53/udp', True), ('2905/sctp', True), ('33/dccp', True),
+    ('ssh', False), ('22', False), ('22/TCP', False), ('22/icmp', False), (' 22/tcp', False), ('22/tcp ', False),
+    ('-1/tcp', False), ('1-2-3/tcp', False), ('123456/tcp', False),
+])
+def test_firewall_port_pattern(port, shape_ok):
+    """The shape half of the early check of phyllome_host_firewall_ports (the range half is Jinja, run by the lab test)."""
+    assert bool(re.match(MAIN_VARS['__phyllome_host_port_pattern'], port)) is shape_ok
