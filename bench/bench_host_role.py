@@ -151,11 +151,11 @@ def wait_until(condition, seconds):
 
 
 def memory(name):
-    """{command: (rss_kb, pss_kb)} and the totals of lab host `name`."""
+    """{command: (rss_kb, pss_kb)} of lab host `name`, summed over the processes of each command."""
     by_command = {}
-    for command, rss, pss, _ in host_processes(name):
-        total = by_command.get(command, (0, 0))
-        by_command[command] = (total[0] + rss, total[1] + pss)
+    for process in host_processes(name):
+        total = by_command.get(process[0], (0, 0))
+        by_command[process[0]] = (total[0] + process[1], total[1] + process[2])
     return by_command
 
 
