@@ -175,7 +175,7 @@ lab-test: deps
 
 # The desktop edition (GNOME minimal + virt-manager) converged for real, twice,
 # then in check mode, in a lab of its own (.build/lab-desktop). Heavy (a 404 MB
-# repository once, ~6 min here), so not part of `make test`: tests/lab/README.md.
+# repository once, then about 10 min here with teardown), so not part of `make test`: tests/lab/README.md.
 lab-desktop: deps
 	pytest -p no:cacheprovider -v tests/lab/test_lab_desktop.py
 

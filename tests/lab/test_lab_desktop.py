@@ -1,7 +1,7 @@
 """The desktop edition (GNOME minimal + virt-manager) converged for real on a
 lab host: converge -> second converge changed=0 -> check mode changed=0.
 
-Heavy (a 404 MB repository once, ~5 min of converging on 2 cores), so it is
+Heavy (a 404 MB repository once, then about 10 min on 2 cores, teardown included), so it is
 not part of `make test` or `make lab-test`: run it with `make lab-desktop`
 (root). Its lab has a directory of its own (.build/lab-desktop), beside the
 headless lab's.
