@@ -10,8 +10,6 @@ needs no lxml.
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
-
 # The guests Phyllome OS defines.
 GUEST_ARCH = 'x86_64'
 GUEST_MACHINE = 'q35'
@@ -23,6 +21,10 @@ def parse_capabilities(xml_text, arch=None, machine=GUEST_MACHINE):
     Returns host_arch, arch, domain_types (sorted), emulator, machine and
     machine_offered (whether `machine` is listed for that arch).
     """
+    # Imported here: a domain task that needs no capabilities (an existing
+    # domain from XML) does not pay for the import (a few ms in every task).
+    import xml.etree.ElementTree as ET
+
     root = ET.fromstring(xml_text)
     host_arch = root.findtext('host/cpu/arch')
     arch = arch or host_arch or GUEST_ARCH
