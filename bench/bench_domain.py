@@ -12,12 +12,9 @@ The domains are never started and are undefined at the end.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import tempfile
 
-from common import lab_libvirtd, print_table, run_playbook, test_uri
+from common import lab_libvirtd, print_table, run_playbook, test_uri, undefine_prefixed, work_with_image
 
 DOMAINS = 50
 URI = test_uri()
@@ -81,21 +78,9 @@ def changed_items(result):
     return count
 
 
-def undefine(prefix):
-    names = subprocess.run(['virsh', '-c', URI, 'list', '--all', '--name'], capture_output=True, text=True,
-                           check=True).stdout.split()
-    for name in names:
-        if name.startswith(prefix):
-            subprocess.run(['virsh', '-c', URI, 'undefine', name], capture_output=True, check=False)
-
-
 def main():
     lab_libvirtd('up')
-    work = tempfile.mkdtemp(prefix='phyllome-bench-domain-')
-    os.chmod(work, 0o755)
-    image = os.path.join(work, 'disk.img')
-    with open(image, 'wb'):
-        pass
+    work, image = work_with_image('phyllome-bench-domain-')
     ours_prefix, peer_prefix = 'phyllome-bench-ours', 'phyllome-bench-virt'
     try:
         # Warm-up, so that the first playbook's start-up counts for neither side.
@@ -127,8 +112,8 @@ def main():
         if verdict != 'OK':
             raise SystemExit(1)
     finally:
-        undefine(ours_prefix)
-        undefine(peer_prefix)
+        undefine_prefixed(URI, ours_prefix)
+        undefine_prefixed(URI, peer_prefix)
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -20,14 +20,11 @@ undefined at the end.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 
-from common import COLLECTIONS, lab_libvirtd, print_table, run_playbook, test_uri
+from common import COLLECTIONS, lab_libvirtd, print_table, run_playbook, test_uri, undefine_prefixed, work_with_image
 
 XML_DOMAINS = 50
 MODEL_DOMAINS = 50
@@ -126,21 +123,9 @@ def in_process_work(prefix, image, rounds=3):
     return best
 
 
-def undefine(prefix):
-    names = subprocess.run(['virsh', '-c', URI, 'list', '--all', '--name'], capture_output=True, text=True,
-                           check=True).stdout.split()
-    for name in names:
-        if name.startswith(prefix):
-            subprocess.run(['virsh', '-c', URI, 'undefine', '--nvram', name], capture_output=True, check=False)
-
-
 def main():
     lab_libvirtd('up')
-    work = tempfile.mkdtemp(prefix='phyllome-bench-domains-')
-    os.chmod(work, 0o755)
-    image = os.path.join(work, 'disk.img')
-    with open(image, 'wb'):
-        pass
+    work, image = work_with_image('phyllome-bench-domains-')
     ours, peer = 'phyllome-bench-set', 'phyllome-bench-setvirt'
     guests = {'guests': items(ours, image), 'guests_defaults': defaults(image)}
     virt_guests = {'guests': [XML.format(name='%s-%03d' % (peer, i), image=image) for i in range(DOMAINS)]}
@@ -190,8 +175,8 @@ def main():
         if not met:
             raise SystemExit(1)
     finally:
-        undefine(ours)
-        undefine(peer)
+        undefine_prefixed(URI, ours)
+        undefine_prefixed(URI, peer)
         shutil.rmtree(work, ignore_errors=True)
 
 

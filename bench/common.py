@@ -95,3 +95,22 @@ def print_table(title, rows):
     width = max(len(r[0]) for r in rows)
     for label, seconds, note in rows:
         print('  %-*s  %8.2f s  %s' % (width, label, seconds, note))
+
+
+def undefine_prefixed(uri, prefix):
+    """Undefine (with nvram) every domain of `uri` whose name starts with `prefix` (the benchmarks' own)."""
+    names = subprocess.run(['virsh', '-c', uri, 'list', '--all', '--name'], capture_output=True, text=True,
+                           check=True).stdout.split()
+    for name in names:
+        if name.startswith(prefix):
+            subprocess.run(['virsh', '-c', uri, 'undefine', '--nvram', name], capture_output=True, check=False)
+
+
+def work_with_image(prefix):
+    """A temporary directory libvirt's qemu user can read, with an empty disk image: (directory, image path)."""
+    work = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(work, 0o755)
+    image = os.path.join(work, 'disk.img')
+    with open(image, 'wb'):
+        pass
+    return work, image

@@ -27,10 +27,9 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
-from common import COLLECTIONS, lab_libvirtd, test_uri
+from common import COLLECTIONS, lab_libvirtd, test_uri, undefine_prefixed, work_with_image
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ITEMS = 20
@@ -76,11 +75,7 @@ def main():
     from ansible_collections.phyllome.os.plugins.module_utils._libvirt.domain_client import DomainClient
     from bench_domains import defaults, items
 
-    work = tempfile.mkdtemp(prefix='phyllome-profile-')
-    os.chmod(work, 0o755)
-    image = os.path.join(work, 'disk.img')
-    with open(image, 'wb'):
-        pass
+    work, image = work_with_image('phyllome-profile-')
     half = ITEMS // 2
     listed = items(PREFIX, image)
     listed = listed[:half] + listed[len(listed) // 2:len(listed) // 2 + half]
@@ -126,11 +121,7 @@ def main():
         print('\n== cProfile, cumulative, all items ==')
         print('\n'.join(line for line in out.getvalue().splitlines() if line.strip())[:6000])
     finally:
-        names = subprocess.run(['virsh', '-c', URI, 'list', '--all', '--name'], capture_output=True, text=True,
-                               check=True).stdout.split()
-        for name in names:
-            if name.startswith(PREFIX):
-                subprocess.run(['virsh', '-c', URI, 'undefine', '--nvram', name], capture_output=True, check=False)
+        undefine_prefixed(URI, PREFIX)
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -71,3 +71,23 @@ def host_tree_copy(tmp_path, fixture_module):
         fixture_module('hosttree').materialize(host_spec_path(spec) if isinstance(spec, str) else spec, dest)
         return dest
     return get
+
+
+@pytest.fixture
+def test_driver_prefix():
+    """A unique name prefix on libvirt's test:///default; the domains named with it are removed at the end.
+
+    The test driver keeps its state only while a connection is open: one is held for the whole test.
+    """
+    libvirt = pytest.importorskip('libvirt')
+    import uuid
+
+    conn = libvirt.open('test:///default')
+    prefix = 'unit-%s' % uuid.uuid4().hex[:6]
+    yield prefix
+    for dom in conn.listAllDomains(0):
+        if dom.name().startswith(prefix):
+            if dom.isActive():
+                dom.destroy()
+            dom.undefine()
+    conn.close()

@@ -6,8 +6,6 @@
 from __future__ import annotations
 
 import json
-import uuid as uuid_module
-
 import pytest
 
 from ansible_collections.phyllome.os.plugins.modules import domains
@@ -20,17 +18,8 @@ SECRET = 'Planted-Secret-In-A-List-5e1d'
 
 
 @pytest.fixture
-def prefix():
-    # The test driver keeps its state while a connection is open: hold one.
-    conn = libvirt.open(URI)
-    prefix = 'mod-%s' % uuid_module.uuid4().hex[:6]
-    yield prefix
-    for dom in conn.listAllDomains(0):
-        if dom.name().startswith(prefix):
-            if dom.isActive():
-                dom.destroy()
-            dom.undefine()
-    conn.close()
+def prefix(test_driver_prefix):
+    return test_driver_prefix
 
 
 def xml(name, memory=128, password=None):

@@ -5,8 +5,6 @@
 
 from __future__ import annotations
 
-import uuid as uuid_module
-
 import pytest
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
@@ -182,17 +180,8 @@ class FailingStart(DomainClient):
 
 
 @pytest.fixture
-def prefix():
-    # The test driver keeps its state while a connection is open: hold one.
-    conn = libvirt.open(URI)
-    prefix = 'set-%s' % uuid_module.uuid4().hex[:6]
-    yield prefix
-    for dom in conn.listAllDomains(0):
-        if dom.name().startswith(prefix):
-            if dom.isActive():
-                dom.destroy()
-            dom.undefine()
-    conn.close()
+def prefix(test_driver_prefix):
+    return test_driver_prefix
 
 
 def converge(check=False, client=None, diff=False, **params):
