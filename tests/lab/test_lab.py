@@ -2,8 +2,9 @@
 inventory, extra vars, no terminal):
 
 bare host -> check mode changes nothing -> bad input refused before any change
--> converge -> second converge changed=0 -> check mode changed=0 -> a UEFI +
-TPM VM boots inside the converged host -> the report's pages show it (rendered
+-> converge -> second converge changed=0 -> check mode changed=0 -> a host
+whose libvirt is out of reach fails saying why -> a UEFI + TPM VM boots
+inside the converged host -> the report's pages show it (rendered
 in headless Chromium) -> teardown leaves nothing.
 
 Run with `make lab-test` (root: it boots systemd-nspawn hosts in network
@@ -174,6 +175,17 @@ def test_check_mode_on_a_converged_host_changes_nothing(lab):
     assert job.status == 'successful', job.stdout()
     assert job.changed_tasks() == []
     assert job.fact('phyllome_host_ready') is True
+
+
+def test_a_host_that_cannot_run_vms_fails_saying_why(lab):
+    """libvirt out of reach (a socket that does not exist): the verdict fails the play, with the reasons, and changes nothing."""
+    job = lab(SITE, extravars={'phyllome_host_uri': 'qemu:///system?socket=/run/phyllome-no-such-socket',
+                               'phyllome_host_default_network': False, 'phyllome_host_storage_pools': []}, ident='not-ready')
+    assert job.status == 'failed'
+    failed = job.failed_task()
+    assert failed and 'Fail when the host cannot run VMs' in failed[0], failed
+    assert 'cannot host VMs' in failed[1] and 'fail libvirt: cannot connect to libvirt' in failed[1], failed
+    assert job.changed_tasks() == []
 
 
 def test_a_uefi_tpm_vm_boots_on_the_converged_host(lab):
