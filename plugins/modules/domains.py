@@ -247,12 +247,17 @@ from ansible_collections.phyllome.os.plugins.module_utils._libvirt.domain_client
 def main():
     module = AnsibleModule(argument_spec=argument_spec(uri_argument_spec()), supports_check_mode=True)
     recorders = RecorderSet(check_mode=module.check_mode)
-    run_and_exit(module, recorders, _converge, module.params, recorders, module._diff)
+    run_and_exit(module, recorders, _converge, module, recorders)
 
 
-def _converge(params, recorders, diff):
-    with DomainClient.connect(params['uri']) as client:
-        return run_domains(params, client, recorders, diff=diff)
+def _converge(module, recorders):
+    with DomainClient.connect(module.params['uri']) as client:
+        result = run_domains(module.params, client, recorders, diff=module._diff)
+    # Each domain's warnings (what libvirt did not keep as asked) are said once, as domain says them.
+    for entry in result['results']:
+        for warning in entry.pop('warnings', []):
+            module.warn(warning)
+    return result
 
 
 if __name__ == '__main__':

@@ -276,6 +276,9 @@ def item_result(result, status, recorder, index=None, diff=False):
         'restart_required': result['restart_required'],
         'changes': result['changes'],
         'actions': list(recorder.actions),
+        # What libvirt did not keep as asked (domain's intent record); the
+        # module turns these into Ansible warnings.
+        'warnings': list(result.get('warnings') or []),
     }
     if diff:
         entry['diff'] = result['diff']

@@ -273,3 +273,22 @@ def test_absent_items(prefix):
     result, recorders = converge(domains=[{'name': prefix + '-a', 'state': 'absent'},
                                           {'name': prefix + '-never', 'state': 'absent'}])
     assert result['removed'] == [prefix + '-a'] and result['unchanged'] == [prefix + '-never']
+
+
+def test_each_domain_keeps_its_warnings(prefix):
+    """What libvirt did not keep (run_domain's warnings) stays with its domain for the module to say."""
+    def run(params, client, recorder):
+        result = domain_set.run_domain(params, client, recorder)
+        if not recorder.check_mode and recorder.changed:
+            result['warnings'].append('libvirt did not store %s as given' % result['name'])
+        return result
+
+    params = module_params(domains=items(prefix))
+    recorders = domain_set.RecorderSet(check_mode=False)
+    client = DomainClient.connect(URI)
+    try:
+        result = domain_set.run_domains(params, client, recorders, run=run)
+    finally:
+        client.close()
+    assert [r['warnings'] for r in result['results']] == [
+        ['libvirt did not store %s-m as given' % prefix], ['libvirt did not store %s-x as given' % prefix]]
