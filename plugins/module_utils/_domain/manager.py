@@ -20,10 +20,11 @@ import time
 
 from ansible_collections.phyllome.os.plugins.module_utils._common.device_ids import parse_usb_address
 from ansible_collections.phyllome.os.plugins.module_utils._common.errors import HostStateError, InvalidInput, LibvirtFailure, NotFound
-from ansible_collections.phyllome.os.plugins.module_utils._common.units import parse_size
+from ansible_collections.phyllome.os.plugins.module_utils._common.units import format_bytes
 from ansible_collections.phyllome.os.plugins.module_utils._domain import host as domain_host
 from ansible_collections.phyllome.os.plugins.module_utils._domain import summary as domain_summary
 from ansible_collections.phyllome.os.plugins.module_utils._domain import intent as domain_intent
+from ansible_collections.phyllome.os.plugins.module_utils._domain import storage as domain_storage
 from ansible_collections.phyllome.os.plugins.module_utils._domain.compare import compare, merge, unified_xml
 from ansible_collections.phyllome.os.plugins.module_utils._domain.model import HostContext, build_domain
 from ansible_collections.phyllome.os.plugins.module_utils._domain.options import MODEL_OWNED_TAGS, resolve_model
@@ -49,7 +50,8 @@ class _Plan:
         self.current = None      # stored definition (element), None for a new domain
         self.definition = None   # what to define (element), None when nothing changes
         self.changes = []        # the differences, in words
-        self.new_volumes = []    # [(pool, volume, xml)] to create before defining
+        self.new_volumes = []    # [storage.NewVolume] to create before defining
+        self.resizes = []        # [storage.Resize] of existing volumes, after defining
         self.restart_required = False
         self.request = None      # digest of the request (intent.request_digest)
         self.intent = None       # the record of the module's last define (intent.Intent)
@@ -201,36 +203,50 @@ def _check_host_devices(desired, client):
 
 
 def _plan_storage(desired, params, plan, client, recorder):
-    """Check every disk source; plan the volumes to create (model disks with a size).
+    """Check every disk source; plan the volumes to create and to grow (model disks, _domain/storage.py).
 
     A volume libvirt does not list but whose file is in the pool's directory
     (put there behind libvirt's back) gets a pool refresh, through the
     recorder (virStoragePoolRefresh changes libvirt's state), in check mode
     too as a prediction.
     """
-    to_create = {}
-    for disk in (params.get('model') or {}).get('disks') or []:
-        if disk.get('size') is not None:
-            to_create[disk.get('path') or (disk.get('pool') or 'default', disk.get('volume'))] = disk
+    requests = {}
+    if params.get('model') is not None:
+        for disk in resolve_model(params['model'])['disks']:
+            requests[disk.get('path') or (disk['pool'], disk.get('volume'))] = disk
     pool_xmls = None
+    # A running guest holds its images: they are grown while it is shut off.
+    running = plan.dom is not None and client.is_active(plan.dom)
     for disk in domain_summary.disks(desired):
         target = disk['target']
+        where = 'disk %s' % target
         if disk['volume']:
             key = (disk['pool'], disk['volume'])
-            if client.volume_exists(disk['pool'], disk['volume']):
+            request = requests.get(key) or {}
+            current = client.volume_xml(disk['pool'], disk['volume'])
+            if current is not None:
+                _plan_grow(plan, disk['pool'], disk['volume'], request, current, where, running)
                 continue
             if _volume_on_disk(client, disk['pool'], disk['volume']):
                 recorder.apply("refresh storage pool %s (volume %s is on disk but not in libvirt's list)"
                                % (disk['pool'], disk['volume']), client.refresh_pool, disk['pool'])
                 continue
-            if key not in to_create:
-                raise InvalidInput('disk %s: volume %s does not exist in pool %s (give size to create it)'
-                                   % (target, disk['volume'], disk['pool']))
-            plan.new_volumes.append(_new_volume(disk['pool'], disk['volume'], to_create[key]))
+            if not domain_storage.creates(request):
+                raise InvalidInput('disk %s: volume %s does not exist in pool %s (give size, clone_volume or'
+                                   ' backing_volume to create it)' % (target, disk['volume'], disk['pool']))
+            plan.new_volumes.append(_new_volume(client, disk['pool'], disk['volume'], request, where))
         elif disk['path'] and disk['type'] in ('file', 'block'):
+            request = requests.get(disk['path']) or {}
             if client.path_exists(disk['path']):
+                if request.get('size') is not None:
+                    found = client.volume_at_path(disk['path'])
+                    if found is None:
+                        plan.warnings.append('%s: %s is in no storage pool: its size is not checked (it is never'
+                                             ' grown)' % (where, disk['path']))
+                    else:
+                        _plan_grow(plan, found[0], found[1], request, found[2], where, running)
                 continue
-            if disk['path'] not in to_create:
+            if not domain_storage.creates(request):
                 raise InvalidInput('disk %s: %s does not exist (give size to create it in a storage pool)'
                                    % (target, disk['path']))
             if pool_xmls is None:
@@ -239,7 +255,25 @@ def _plan_storage(desired, params, plan, client, recorder):
             if found is None:
                 raise InvalidInput('disk %s: no storage pool has the directory of %s; create the image,'
                                    ' or a dir pool for that directory' % (target, disk['path']))
-            plan.new_volumes.append(_new_volume(found[0], found[1], to_create[disk['path']]))
+            plan.new_volumes.append(_new_volume(client, found[0], found[1], request, where))
+
+
+def _new_volume(client, pool, name, request, where):
+    base = domain_storage.base_of(request, pool)
+    base_xml = client.volume_xml(*base) if base is not None else None
+    return domain_storage.plan_new(pool, name, request, base_xml, where)
+
+
+def _plan_grow(plan, pool, name, request, current_xml, where, running):
+    resize, warning = domain_storage.plan_grow(pool, name, request, current_xml, where)
+    if resize is not None and running:
+        resize, warning = None, ('%s: volume %s in pool %s is not grown to %s while domain %s runs; it is grown'
+                                 ' by the first run while the domain is shut off'
+                                 % (where, name, pool, format_bytes(resize.capacity), plan.name))
+    if resize is not None:
+        plan.resizes.append(resize)
+    if warning is not None:
+        plan.warnings.append(warning)
 
 
 def _volume_on_disk(client, pool, volume):
@@ -249,11 +283,6 @@ def _volume_on_disk(client, pool, volume):
         if name == pool:
             return directory is not None and client.path_exists(posixpath.join(directory, volume))
     return False
-
-
-def _new_volume(pool, name, disk):
-    size = parse_size(disk['size'], 'GiB', 'disk size')
-    return pool, name, domain_host.volume_xml(name, size, disk.get('format') or 'raw')
 
 
 def _plan_definition(desired, owned, plan, active_id):
@@ -286,7 +315,7 @@ def _plan_definition(desired, owned, plan, active_id):
         elif disk['path']:
             used.add(disk['path'].rsplit('/', 1)[-1])
     volumes = [v for v in metadata['volumes'] if v in used or v[1] in used]
-    volumes += [(pool, name) for pool, name, _xml in plan.new_volumes if (pool, name) not in volumes]
+    volumes += [(v.pool, v.name) for v in plan.new_volumes if (v.pool, v.name) not in volumes]
     # libvirt keeps the state of a TPM taken out of a definition (it is there
     # again when the TPM comes back), but removes it only together with a
     # domain that has the TPM: remember it, for state: absent.
@@ -332,14 +361,19 @@ def _pending_restart(current, active_id):
 
 
 def _define(plan, client, recorder):
-    if plan.definition is None and not plan.new_volumes:
+    if plan.definition is None and not plan.new_volumes and not plan.resizes:
         return
     created = []
     try:
-        for pool, name, xml in plan.new_volumes:
+        for volume in plan.new_volumes:
             index = recorder.mark()
-            recorder.apply('create volume %s in pool %s' % (name, pool), client.create_volume, pool, xml)
-            created.append((index, pool, name))
+            if volume.copy:
+                recorder.apply(volume.action(), client.clone_volume, volume.pool, volume.xml, *volume.base)
+            else:
+                recorder.apply(volume.action(), client.create_volume, volume.pool, volume.xml)
+            created.append((index, volume.pool, volume.name))
+            if volume.grow_to is not None:
+                recorder.apply(volume.grow_action(), client.resize_volume, volume.pool, volume.name, volume.grow_to)
         if plan.definition is not None:
             verb = 'define' if plan.current is None else 'update the definition of'
             dom = recorder.apply('%s domain %s' % (verb, plan.name), _define_and_remember, plan, client)
@@ -354,6 +388,9 @@ def _define(plan, client, recorder):
         for index, pool, name in reversed(created):
             recorder.undo(index, 'delete volume %s in pool %s' % (name, pool), client.delete_volume, pool, name)
         raise
+    # After the definition: a grown volume cannot be undone, so nothing else may fail after it.
+    for resize in plan.resizes:
+        recorder.apply(resize.action(), client.resize_volume, resize.pool, resize.name, resize.capacity)
 
 
 def _define_and_remember(plan, client):

@@ -122,6 +122,11 @@ _DISK_OPTIONS = (
     Option('volume'),
     Option('size', type='raw'),
     Option('format', choices=('raw', 'qcow2')),
+    # A missing volume made from a base volume (_domain/storage.py).
+    Option('clone_volume'),
+    Option('clone_pool'),
+    Option('backing_volume'),
+    Option('backing_pool'),
     Option('device', default='disk', choices=('disk', 'cdrom')),
     Option('bus', choices=('virtio', 'sata', 'scsi', 'usb')),
     Option('target'),
@@ -386,6 +391,7 @@ def _resolve_disks(disks, family):
             if disk['device'] == 'cdrom':
                 raise InvalidInput('%s: a cdrom cannot be created (size is for disks to create)' % where)
             disk['size'] = parse_size(disk['size'], 'GiB', where + '.size')
+        _check_base(disk, where)
         if disk.get('bus') is None:
             disk['bus'] = 'sata' if disk['device'] == 'cdrom' or family == 'other' else 'virtio'
         if disk['device'] == 'cdrom':
@@ -397,6 +403,23 @@ def _resolve_disks(disks, family):
         resolved.append(disk)
     _assign_targets(resolved)
     return resolved
+
+
+def _check_base(disk, where):
+    """A disk made from a base volume: a copy (clone_volume) or a qcow2 overlay (backing_volume)."""
+    for kind in ('clone', 'backing'):
+        if disk.get(kind + '_pool') and not disk.get(kind + '_volume'):
+            raise InvalidInput('%s: %s_pool needs %s_volume' % (where, kind, kind))
+    if not (disk.get('clone_volume') or disk.get('backing_volume')):
+        return
+    if disk.get('clone_volume') and disk.get('backing_volume'):
+        raise InvalidInput('%s: give clone_volume (a copy) or backing_volume (an overlay), not both' % where)
+    if disk['device'] == 'cdrom':
+        raise InvalidInput('%s: a cdrom is not made from a base volume' % where)
+    if disk.get('backing_volume'):
+        if disk.get('format') not in (None, 'qcow2'):
+            raise InvalidInput('%s: an overlay (backing_volume) is a qcow2 volume, not %s' % (where, disk['format']))
+        disk['format'] = 'qcow2'
 
 
 def _assign_targets(disks):

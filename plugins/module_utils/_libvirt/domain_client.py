@@ -201,6 +201,27 @@ class DomainClient:
             raise LibvirtFailure('cannot look up volume %s in pool %s: %s' % (volume, pool_name, exc), uri=self.uri)
         return True
 
+    def volume_xml(self, pool_name, volume):
+        """A volume's XML, None when libvirt does not list it in the pool (a read: no refresh)."""
+        pool = self._pool(pool_name)
+        try:
+            vol = pool.storageVolLookupByName(volume)
+        except self.libvirt.libvirtError as exc:
+            if self._error_code(exc) == self.libvirt.VIR_ERR_NO_STORAGE_VOL:
+                return None
+            raise LibvirtFailure('cannot look up volume %s in pool %s: %s' % (volume, pool_name, exc), uri=self.uri)
+        return self._call('cannot read volume %s in pool %s' % (volume, pool_name), vol.XMLDesc, 0)
+
+    def volume_at_path(self, path):
+        """(pool, volume, XML) of the volume whose file is `path`, None when no pool lists it."""
+        try:
+            vol = self.conn.storageVolLookupByPath(path)
+        except self.libvirt.libvirtError:
+            return None
+        pool = self._call('cannot find the pool of %s' % path, vol.storagePoolLookupByVolume)
+        return (self._call('cannot read a storage pool', pool.name), vol.name(),
+                self._call('cannot read volume %s' % path, vol.XMLDesc, 0))
+
     def path_exists(self, path):
         """Whether a disk image exists: on this machine directly, on a remote host through libvirt's pools."""
         if self.is_local:
@@ -348,6 +369,23 @@ class DomainClient:
     def create_volume(self, pool_name, xml):
         pool = self._pool(pool_name)
         return self._call('cannot create a volume in pool %s' % pool_name, pool.createXML, xml, 0)
+
+    def clone_volume(self, pool_name, xml, base_pool, base_volume):
+        """Create a volume in `pool_name` as a copy of `base_volume` (virStorageVolCreateXMLFrom)."""
+        pool = self._pool(pool_name)
+        base = self._volume(base_pool, base_volume)
+        return self._call('cannot copy volume %s of pool %s into pool %s' % (base_volume, base_pool, pool_name),
+                          pool.createXMLFrom, xml, base, 0)
+
+    def resize_volume(self, pool_name, volume, capacity):
+        """Grow a volume to `capacity` bytes (virStorageVolResize; never asked to shrink)."""
+        vol = self._volume(pool_name, volume)
+        self._call('cannot resize volume %s in pool %s' % (volume, pool_name), vol.resize, capacity, 0)
+
+    def _volume(self, pool_name, volume):
+        pool = self._pool(pool_name)
+        return self._call('cannot look up volume %s in pool %s' % (volume, pool_name), pool.storageVolLookupByName,
+                          volume)
 
     def delete_volume(self, pool_name, volume):
         """Delete a volume; a volume (or pool) already gone is fine."""

@@ -1,0 +1,152 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the phyllome.os collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The volumes behind a model's disks: what to create, what to grow.
+
+A model disk whose volume is missing becomes a new volume: empty (a size), a
+copy of a base volume (clone_volume: libvirt's virStorageVolCreateXMLFrom) or
+a qcow2 overlay whose <backingStore> is a base volume (backing_volume). A
+volume that exists is never replaced nor overwritten; a larger size grows it
+(virStorageVolResize), a smaller one is a warning. Plain data in, plain data
+out: the manager reads the volume XML through the client and applies the
+plan through the recorder.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.phyllome.os.plugins.module_utils._common.errors import InvalidInput
+from ansible_collections.phyllome.os.plugins.module_utils._common.units import format_bytes, quantity_bytes
+from ansible_collections.phyllome.os.plugins.module_utils._domain.host import volume_xml
+from ansible_collections.phyllome.os.plugins.module_utils._domain.xml import new_element, parse, sub, text_of, to_string
+
+# Formats libvirt reports for a volume whose format it does not know: a
+# backing file of such a format would be probed by QEMU, which is unsafe.
+_UNKNOWN_FORMATS = ('', 'none', 'auto', 'unknown')
+
+
+class NewVolume:
+    """A volume to create in `pool`: empty, a copy of `base` or an overlay on it.
+
+    base: (pool, volume) of the base image; copy: whether the volume is a copy
+    of it (else an overlay, or nothing); grow_to: bytes to grow a copy to
+    once made (a copy starts at its base's capacity).
+    """
+
+    def __init__(self, pool, name, xml, base=None, copy=False, grow_to=None):
+        self.pool = pool
+        self.name = name
+        self.xml = xml
+        self.base = base
+        self.copy = copy
+        self.grow_to = grow_to
+
+    def action(self):
+        if self.base is None:
+            return 'create volume %s in pool %s' % (self.name, self.pool)
+        how = 'a copy of' if self.copy else 'a qcow2 overlay on'
+        return 'create volume %s in pool %s as %s volume %s in pool %s' % (self.name, self.pool, how,
+                                                                            self.base[1], self.base[0])
+
+    def grow_action(self):
+        return 'grow volume %s in pool %s to %s' % (self.name, self.pool, format_bytes(self.grow_to))
+
+    def __repr__(self):
+        return 'NewVolume(%r)' % self.action()
+
+
+class Resize:
+    """An existing volume to grow to `capacity` bytes (from `current`)."""
+
+    def __init__(self, pool, name, capacity, current):
+        self.pool = pool
+        self.name = name
+        self.capacity = capacity
+        self.current = current
+
+    def action(self):
+        return 'grow volume %s in pool %s from %s to %s' % (self.name, self.pool, format_bytes(self.current),
+                                                              format_bytes(self.capacity))
+
+
+def creates(disk):
+    """Whether a model disk asks for its volume to be created when missing."""
+    return bool(disk.get('size') is not None or disk.get('clone_volume') or disk.get('backing_volume'))
+
+
+def base_of(disk, pool):
+    """(pool, volume) of a model disk's base image, or None; the base's pool defaults to `pool`."""
+    if disk.get('clone_volume'):
+        return disk.get('clone_pool') or pool, disk['clone_volume']
+    if disk.get('backing_volume'):
+        return disk.get('backing_pool') or pool, disk['backing_volume']
+    return None
+
+
+def volume_facts(xml):
+    """{name, path, format, capacity} of a storage volume's XML."""
+    volume = parse(xml, 'storage volume XML')
+    fmt = volume.find('target/format')
+    capacity = volume.find('capacity')
+    return {
+        'name': text_of(volume, 'name'),
+        'path': text_of(volume, 'target/path'),
+        'format': (fmt.get('type') or '') if fmt is not None else '',
+        # libvirt's volume sizes are in bytes unless a unit says otherwise.
+        'capacity': quantity_bytes(capacity.text, capacity.get('unit'), 'bytes') if capacity is not None else None,
+    }
+
+
+def overlay_xml(name, size, base_path, base_format):
+    """XML of a new qcow2 volume of `size` bytes on top of the image at `base_path` (format stated)."""
+    volume = new_element('volume')
+    sub(volume, 'name', text=name)
+    sub(volume, 'capacity', {'unit': 'bytes'}, size)
+    sub(volume, 'allocation', {'unit': 'bytes'}, 0)
+    sub(sub(volume, 'target'), 'format', {'type': 'qcow2'})
+    backing = sub(volume, 'backingStore')
+    sub(backing, 'path', text=base_path)
+    sub(backing, 'format', {'type': base_format})
+    return to_string(volume)
+
+
+def plan_new(pool, name, disk, base_xml, where):
+    """The NewVolume for a missing volume of model disk `disk` (resolved: size in bytes, format).
+
+    base_xml: the XML of the disk's base volume (base_of), None when it has none
+    or when the base does not exist (an error then).
+    """
+    base = base_of(disk, pool)
+    if base is None:
+        return NewVolume(pool, name, volume_xml(name, disk['size'], disk['format']))
+    if base_xml is None:
+        raise InvalidInput('%s: the base volume %s does not exist in pool %s' % (where, base[1], base[0]))
+    facts = volume_facts(base_xml)
+    if facts['capacity'] is None:
+        raise InvalidInput('%s: libvirt does not say the capacity of the base volume %s in pool %s'
+                           % (where, base[1], base[0]))
+    size = disk.get('size') or facts['capacity']
+    if size < facts['capacity']:
+        raise InvalidInput('%s: size %s is smaller than the base volume %s (%s); a disk made from it is at'
+                           ' least as large' % (where, format_bytes(size), base[1], format_bytes(facts['capacity'])))
+    if disk.get('clone_volume'):
+        # libvirt copies (converting to `format` when the base's differs), then the copy grows.
+        grow_to = size if size > facts['capacity'] else None
+        return NewVolume(pool, name, volume_xml(name, facts['capacity'], disk['format']), base=base, copy=True,
+                         grow_to=grow_to)
+    if facts['format'] in _UNKNOWN_FORMATS or not facts['path']:
+        raise InvalidInput('%s: libvirt does not know the format (or path) of the base volume %s in pool %s; an'
+                           ' overlay states its backing format (QEMU must not guess it)' % (where, base[1], base[0]))
+    return NewVolume(pool, name, overlay_xml(name, size, facts['path'], facts['format']), base=base)
+
+
+def plan_grow(pool, name, disk, current_xml, where):
+    """(Resize or None, warning or None) for an existing volume of a model disk with a size."""
+    if disk.get('size') is None:
+        return None, None
+    current = volume_facts(current_xml)['capacity']
+    if current is None or current == disk['size']:
+        return None, None
+    if disk['size'] < current:
+        return None, ('%s: volume %s in pool %s is %s, larger than size %s; it is left as it is (a volume is never'
+                      ' shrunk)' % (where, name, pool, format_bytes(current), format_bytes(disk['size'])))
+    return Resize(pool, name, disk['size'], current), None

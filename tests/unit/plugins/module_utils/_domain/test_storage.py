@@ -1,0 +1,136 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the phyllome.os collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Planning the volumes of model disks: copies, overlays, growth (no libvirt)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.phyllome.os.plugins.module_utils._common.errors import InvalidInput
+from ansible_collections.phyllome.os.plugins.module_utils._domain import storage
+from ansible_collections.phyllome.os.plugins.module_utils._domain.options import resolve_model
+from ansible_collections.phyllome.os.plugins.module_utils._domain.xml import parse, text_of
+
+GIB = 1024 ** 3
+
+
+def base_xml(capacity=4 * GIB, fmt='qcow2', path='/pool/base.qcow2'):
+    target = '<path>%s</path>' % path if path else ''
+    if fmt is not None:
+        target += "<format type='%s'/>" % fmt
+    return ("<volume type='file'><name>base.qcow2</name><capacity unit='bytes'>%d</capacity>"
+            "<target>%s</target></volume>" % (capacity, target))
+
+
+def disk(**options):
+    values = {'pool': 'images', 'volume': 'vm.qcow2'}
+    values.update(options)
+    return resolve_model({'disks': [values], 'networks': []})['disks'][0]
+
+
+def test_an_empty_volume_as_before():
+    new = storage.plan_new('images', 'vm.raw', disk(volume='vm.raw', size='2G'), None, 'disk vda')
+    assert new.action() == 'create volume vm.raw in pool images'
+    volume = parse(new.xml)
+    assert text_of(volume, 'capacity') == str(2 * GIB)
+    assert volume.find('target/format').get('type') == 'raw'
+    assert new.base is None and new.grow_to is None
+
+
+def test_an_overlay_states_its_backing_path_and_format():
+    new = storage.plan_new('images', 'vm.qcow2', disk(backing_volume='base.qcow2'), base_xml(), 'disk vda')
+    assert new.action() == 'create volume vm.qcow2 in pool images as a qcow2 overlay on volume base.qcow2 in pool images'
+    volume = parse(new.xml)
+    assert volume.find('target/format').get('type') == 'qcow2'
+    assert text_of(volume, 'backingStore/path') == '/pool/base.qcow2'
+    assert volume.find('backingStore/format').get('type') == 'qcow2'
+    assert text_of(volume, 'capacity') == str(4 * GIB)
+    assert not new.copy
+
+
+def test_an_overlay_of_a_raw_base_says_raw_and_may_be_larger():
+    request = disk(backing_volume='base.raw', backing_pool='bases', size='10G')
+    new = storage.plan_new('images', 'vm.qcow2', request, base_xml(fmt='raw', path='/b/base.raw'), 'disk vda')
+    assert new.base == ('bases', 'base.raw')
+    volume = parse(new.xml)
+    assert volume.find('backingStore/format').get('type') == 'raw'
+    assert text_of(volume, 'capacity') == str(10 * GIB)
+
+
+def test_a_copy_takes_the_base_capacity_then_grows():
+    request = disk(volume='vm.raw', clone_volume='base.qcow2', size='6G')
+    assert request['format'] == 'raw'
+    new = storage.plan_new('images', 'vm.raw', request, base_xml(), 'disk vda')
+    assert new.copy and new.base == ('images', 'base.qcow2')
+    assert new.action() == 'create volume vm.raw in pool images as a copy of volume base.qcow2 in pool images'
+    volume = parse(new.xml)
+    # The copy's own format is the disk's: libvirt converts when the base's differs.
+    assert volume.find('target/format').get('type') == 'raw'
+    assert text_of(volume, 'capacity') == str(4 * GIB)
+    assert new.grow_to == 6 * GIB
+    assert new.grow_action() == 'grow volume vm.raw in pool images to 6 GiB'
+
+
+def test_a_copy_of_the_base_size_does_not_grow():
+    new = storage.plan_new('images', 'vm.qcow2', disk(clone_volume='base.qcow2', format='qcow2'), base_xml(), 'x')
+    assert new.grow_to is None
+
+
+@pytest.mark.parametrize('request_options, base, message', [
+    ({'backing_volume': 'base.qcow2'}, None, 'base volume base.qcow2 does not exist in pool images'),
+    ({'clone_volume': 'base.qcow2', 'clone_pool': 'bases'}, None, 'does not exist in pool bases'),
+    ({'backing_volume': 'base.qcow2', 'size': '1G'}, base_xml(), r'size 1 GiB is smaller than the base volume base.qcow2 \(4 GiB\)'),
+    ({'clone_volume': 'base.qcow2', 'size': '1G'}, base_xml(), 'smaller than the base'),
+    ({'backing_volume': 'base.img'}, base_xml(fmt=None), 'does not know the format'),
+    ({'backing_volume': 'base.img'}, base_xml(fmt='none'), 'does not know the format'),
+])
+def test_bad_bases(request_options, base, message):
+    with pytest.raises(InvalidInput, match=message):
+        storage.plan_new('images', 'vm.qcow2', disk(**request_options), base, 'disk vda')
+
+
+@pytest.mark.parametrize('options, message', [
+    ({'backing_volume': 'b', 'format': 'raw'}, 'an overlay .backing_volume. is a qcow2 volume, not raw'),
+    ({'backing_volume': 'b', 'clone_volume': 'c'}, 'not both'),
+    ({'backing_pool': 'p'}, 'backing_pool needs backing_volume'),
+    ({'clone_pool': 'p'}, 'clone_pool needs clone_volume'),
+    ({'device': 'cdrom', 'path': None, 'pool': None, 'volume': None, 'clone_volume': 'c'}, 'cdrom is not made from'),
+])
+def test_option_errors(options, message):
+    with pytest.raises(InvalidInput, match=message):
+        disk(**options)
+
+
+def test_an_overlay_is_qcow2_by_default():
+    assert disk(backing_volume='b')['format'] == 'qcow2'
+    assert disk()['format'] == 'raw'
+
+
+@pytest.mark.parametrize('options, expected', [
+    ({}, False),
+    ({'size': 1}, True),
+    ({'clone_volume': 'b'}, True),
+    ({'backing_volume': 'b'}, True),
+])
+def test_creates(options, expected):
+    assert storage.creates(disk(**options)) is expected
+
+
+def test_grow_only_when_larger():
+    current = base_xml(capacity=4 * GIB)
+    assert storage.plan_grow('images', 'vm.qcow2', disk(), current, 'disk vda') == (None, None)
+    assert storage.plan_grow('images', 'vm.qcow2', disk(size='4G'), current, 'disk vda') == (None, None)
+    resize, warning = storage.plan_grow('images', 'vm.qcow2', disk(size='8G'), current, 'disk vda')
+    assert warning is None
+    assert (resize.capacity, resize.current) == (8 * GIB, 4 * GIB)
+    assert resize.action() == 'grow volume vm.qcow2 in pool images from 4 GiB to 8 GiB'
+    resize, warning = storage.plan_grow('images', 'vm.qcow2', disk(size='2G'), current, 'disk vda')
+    assert resize is None
+    assert warning == ('disk vda: volume vm.qcow2 in pool images is 4 GiB, larger than size 2 GiB; it is left as'
+                       ' it is (a volume is never shrunk)')
+
+
+def test_volume_facts_read_units():
+    xml = "<volume><name>v</name><capacity unit='KiB'>4</capacity><target><path>/p/v</path></target></volume>"
+    assert storage.volume_facts(xml) == {'name': 'v', 'path': '/p/v', 'format': '', 'capacity': 4096}
