@@ -209,8 +209,14 @@ options:
         description:
           - Disks and CD/DVD drives.
           - A disk is an existing image or block device (O(model.disks[].path)) or a storage volume
-            (O(model.disks[].pool), O(model.disks[].volume)). With O(model.disks[].size), a missing volume (or
-            a missing image in a directory that a storage pool owns) is created, sparse.
+            (O(model.disks[].pool), O(model.disks[].volume)). A missing volume (or a missing image in a
+            directory that a storage pool owns) is created when the disk says how - empty and sparse
+            (O(model.disks[].size)), a copy of a base volume (O(model.disks[].clone_volume)) or a qcow2 overlay
+            on a base volume (O(model.disks[].backing_volume)) - so that a guest can start from a prepared
+            image without an installer.
+          - A volume that exists is never replaced nor overwritten, whatever these options say. A larger
+            O(model.disks[].size) grows it in place (C(virStorageVolResize)) while the domain is shut off; a
+            smaller one is a warning (a volume is never shrunk).
           - On a local libvirt, an O(model.disks[].path) that does not exist (and is not to be created) is an
             error; on a remote one (C(qemu+ssh://)) only libvirt's storage pools are asked.
         type: list
@@ -232,13 +238,45 @@ options:
           size:
             description:
               - Size of the volume to create when it does not exist. A number is GiB; units as for
-                O(model.memory). An existing volume is used as it is (never resized).
+                O(model.memory).
+              - For a copy or an overlay, default the base volume's capacity; a size smaller than the base's is
+                an error.
+              - An existing volume (in a storage pool) smaller than this is grown to it while the domain is shut
+                off (a running guest holds its image, so the run warns and a later run while it is shut off grows it). A
+                larger volume is left as it is, with a warning.
             type: raw
           format:
             description:
-              - Image format, which libvirt never guesses (that would be unsafe). Default V(raw).
+              - Image format, which libvirt never guesses (that would be unsafe). Default V(raw), V(qcow2) for an
+                overlay (O(model.disks[].backing_volume)), which is always qcow2.
+              - A copy (O(model.disks[].clone_volume)) is written in this format, converted by libvirt when the
+                base's differs.
             type: str
             choices: [raw, qcow2]
+          clone_volume:
+            description:
+              - The base volume to copy when the disk's volume does not exist (libvirt's
+                C(virStorageVolCreateXMLFrom), as C(virsh vol-clone) and C(virsh vol-create-from) do). The copy
+                is independent of its base, which may go afterwards.
+              - The copy starts at the base's capacity and grows to O(model.disks[].size) when that is larger.
+              - Mutually exclusive with O(model.disks[].backing_volume).
+            type: str
+          clone_pool:
+            description:
+              - Storage pool of O(model.disks[].clone_volume). Default the pool the new volume goes in.
+            type: str
+          backing_volume:
+            description:
+              - The base volume of a new qcow2 overlay, created when the disk's volume does not exist; its
+                C(<backingStore>) names the base's path and format (taken from libvirt's description of the base
+                volume, never probed by QEMU). Writes go to the overlay; the base must stay, unchanged, as long
+                as the overlay is used.
+              - A base whose format libvirt does not know is an error.
+            type: str
+          backing_pool:
+            description:
+              - Storage pool of O(model.disks[].backing_volume). Default the pool the new volume goes in.
+            type: str
           device:
             description:
               - V(disk), or V(cdrom) (read-only; O(model.disks[].path) may be left out for an empty drive).
@@ -477,6 +515,27 @@ EXAMPLES = r'''
           path: /var/lib/libvirt/isos/Fedora-Workstation-Live-x86_64.iso
     state: running
     autostart: true
+
+- name: A VM from a cloud image without an installer, on a 20 GiB qcow2 overlay (the image stays as it is)
+  phyllome.os.domain:
+    name: web1
+    model:
+      disks:
+        - volume: web1.qcow2
+          backing_volume: debian-12-genericcloud-amd64.qcow2
+          size: 20G
+    state: running
+
+- name: The same on a copy of the image (independent of it), made once; size 40G later grows it in place
+  phyllome.os.domain:
+    name: web2
+    model:
+      disks:
+        - volume: web2.qcow2
+          format: qcow2
+          clone_volume: debian-12-genericcloud-amd64.qcow2
+          size: 20G
+    state: running
 
 - name: A Windows 11 VM (Secure Boot with SMM, TPM 2.0, Hyper-V enlightenments by default)
   phyllome.os.domain:

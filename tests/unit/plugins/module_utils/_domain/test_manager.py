@@ -585,7 +585,7 @@ def test_an_overlay_on_a_base_volume_states_its_backing_format(client, name, bas
     expected = ['create volume %s.qcow2 in pool default-pool as a qcow2 overlay on volume %s in pool default-pool'
                 % (name, base), 'define domain %s' % name]
     assert predicted['actions'] == first['actions'] == expected
-    assert "<driver name='qemu' type='qcow2'/>" in first['xml'] or 'type="qcow2"' in first['xml']
+    assert '<driver name="qemu" type="qcow2"/>' in first['xml']
     volume = client.conn.storagePoolLookupByName('default-pool').storageVolLookupByName('%s.qcow2' % name)
     assert "<path>/default-pool/%s</path>" % base in volume.XMLDesc(0)
     assert "<format type='qcow2'/>" in volume.XMLDesc(0).split('<backingStore>')[1]
