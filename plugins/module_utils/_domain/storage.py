@@ -44,8 +44,8 @@ class NewVolume:
         if self.base is None:
             return 'create volume %s in pool %s' % (self.name, self.pool)
         how = 'a copy of' if self.copy else 'a qcow2 overlay on'
-        return 'create volume %s in pool %s as %s volume %s in pool %s' % (self.name, self.pool, how,
-                                                                            self.base[1], self.base[0])
+        return 'create volume %s in pool %s as %s volume %s in pool %s' % (
+            self.name, self.pool, how, self.base[1], self.base[0])
 
     def grow_action(self):
         return 'grow volume %s in pool %s to %s' % (self.name, self.pool, format_bytes(self.grow_to))
@@ -64,8 +64,8 @@ class Resize:
         self.current = current
 
     def action(self):
-        return 'grow volume %s in pool %s from %s to %s' % (self.name, self.pool, format_bytes(self.current),
-                                                              format_bytes(self.capacity))
+        return 'grow volume %s in pool %s from %s to %s' % (
+            self.name, self.pool, format_bytes(self.current), format_bytes(self.capacity))
 
 
 def creates(disk):
