@@ -17,7 +17,7 @@ from __future__ import annotations
 from ansible_collections.phyllome.os.plugins.module_utils._common.errors import InvalidInput
 from ansible_collections.phyllome.os.plugins.module_utils._common.units import format_bytes, quantity_bytes
 from ansible_collections.phyllome.os.plugins.module_utils._domain.host import volume_xml
-from ansible_collections.phyllome.os.plugins.module_utils._domain.xml import new_element, parse, sub, text_of, to_string
+from ansible_collections.phyllome.os.plugins.module_utils._domain.xml import parse, sub, text_of, to_string
 
 # Formats libvirt reports for a volume whose format it does not know: a
 # backing file of such a format would be probed by QEMU, which is unsafe.
@@ -98,11 +98,7 @@ def volume_facts(xml):
 
 def overlay_xml(name, size, base_path, base_format):
     """XML of a new qcow2 volume of `size` bytes on top of the image at `base_path` (format stated)."""
-    volume = new_element('volume')
-    sub(volume, 'name', text=name)
-    sub(volume, 'capacity', {'unit': 'bytes'}, size)
-    sub(volume, 'allocation', {'unit': 'bytes'}, 0)
-    sub(sub(volume, 'target'), 'format', {'type': 'qcow2'})
+    volume = parse(volume_xml(name, size, 'qcow2'), 'storage volume XML')
     backing = sub(volume, 'backingStore')
     sub(backing, 'path', text=base_path)
     sub(backing, 'format', {'type': base_format})
