@@ -192,14 +192,7 @@ class DomainClient:
 
     def volume_exists(self, pool_name, volume):
         """Whether libvirt lists the volume in the pool (a read: no refresh, see refresh_pool)."""
-        pool = self._pool(pool_name)
-        try:
-            pool.storageVolLookupByName(volume)
-        except self.libvirt.libvirtError as exc:
-            if self._error_code(exc) == self.libvirt.VIR_ERR_NO_STORAGE_VOL:
-                return False
-            raise LibvirtFailure('cannot look up volume %s in pool %s: %s' % (volume, pool_name, exc), uri=self.uri)
-        return True
+        return self.volume_xml(pool_name, volume) is not None
 
     def volume_xml(self, pool_name, volume):
         """A volume's XML, None when libvirt does not list it in the pool (a read: no refresh)."""
