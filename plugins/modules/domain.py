@@ -215,8 +215,7 @@ options:
             on a base volume (O(model.disks[].backing_volume)) - so that a guest can start from a prepared
             image without an installer.
           - A volume that exists is never replaced nor overwritten, whatever these options say. A larger
-            O(model.disks[].size) grows it in place (C(virStorageVolResize)) while the domain is shut off; a
-            smaller one is a warning (a volume is never shrunk).
+            O(model.disks[].size) grows it in place; a smaller one is a warning (a volume is never shrunk).
           - On a local libvirt, an O(model.disks[].path) that does not exist (and is not to be created) is an
             error; on a remote one (C(qemu+ssh://)) only libvirt's storage pools are asked.
         type: list
@@ -241,9 +240,10 @@ options:
                 O(model.memory).
               - For a copy or an overlay, default the base volume's capacity; a size smaller than the base's is
                 an error.
-              - An existing volume (in a storage pool) smaller than this is grown to it while the domain is shut
-                off (a running guest holds its image, so the run warns and a later run while it is shut off grows it). A
-                larger volume is left as it is, with a warning.
+              - An existing volume (in a storage pool) smaller than this is grown to it, by libvirt
+                (C(virStorageVolResize)) or, when the running domain has it open, by QEMU
+                (C(virDomainBlockResize)), so that the guest sees the new size at once. A larger volume is left as
+                it is, with a warning.
             type: raw
           format:
             description:

@@ -20,7 +20,6 @@ import time
 
 from ansible_collections.phyllome.os.plugins.module_utils._common.device_ids import parse_usb_address
 from ansible_collections.phyllome.os.plugins.module_utils._common.errors import HostStateError, InvalidInput, LibvirtFailure, NotFound
-from ansible_collections.phyllome.os.plugins.module_utils._common.units import format_bytes
 from ansible_collections.phyllome.os.plugins.module_utils._domain import host as domain_host
 from ansible_collections.phyllome.os.plugins.module_utils._domain import summary as domain_summary
 from ansible_collections.phyllome.os.plugins.module_utils._domain import intent as domain_intent
@@ -215,8 +214,8 @@ def _plan_storage(desired, params, plan, client, recorder):
         for disk in resolve_model(params['model'])['disks']:
             requests[disk.get('path') or (disk['pool'], disk.get('volume'))] = disk
     pool_xmls = None
-    # A running guest holds its images: they are grown while it is shut off.
-    running = plan.dom is not None and client.is_active(plan.dom)
+    # A running guest's QEMU holds its images open: it grows those (virDomainBlockResize).
+    live = _live_disks(plan, client)
     for disk in domain_summary.disks(desired):
         target = disk['target']
         where = 'disk %s' % target
@@ -225,7 +224,7 @@ def _plan_storage(desired, params, plan, client, recorder):
             request = requests.get(key) or {}
             current = client.volume_xml(disk['pool'], disk['volume'])
             if current is not None:
-                _plan_grow(plan, disk['pool'], disk['volume'], request, current, where, running)
+                _plan_grow(plan, disk['pool'], disk['volume'], request, current, where, live.get(key))
                 continue
             if _volume_on_disk(client, disk['pool'], disk['volume']):
                 recorder.apply("refresh storage pool %s (volume %s is on disk but not in libvirt's list)"
@@ -244,7 +243,7 @@ def _plan_storage(desired, params, plan, client, recorder):
                         plan.warnings.append('%s: %s is in no storage pool: its size is not checked (it is never'
                                              ' grown)' % (where, disk['path']))
                     else:
-                        _plan_grow(plan, found[0], found[1], request, found[2], where, running)
+                        _plan_grow(plan, found[0], found[1], request, found[2], where, live.get(disk['path']))
                 continue
             if not domain_storage.creates(request):
                 raise InvalidInput('disk %s: %s does not exist (give size to create it in a storage pool)'
@@ -264,12 +263,23 @@ def _new_volume(client, pool, name, request, where):
     return domain_storage.plan_new(pool, name, request, base_xml, where)
 
 
-def _plan_grow(plan, pool, name, request, current_xml, where, running):
+def _live_disks(plan, client):
+    """{(pool, volume) or path: target} of the disks of the running domain, {} when it does not run."""
+    if plan.dom is None or not client.is_active(plan.dom):
+        return {}
+    live = {}
+    for disk in domain_summary.disks(parse_domain(client.xml(plan.dom), 'the live definition of %s' % plan.name)):
+        if disk['volume']:
+            live[(disk['pool'], disk['volume'])] = disk['target']
+        elif disk['path']:
+            live[disk['path']] = disk['target']
+    return live
+
+
+def _plan_grow(plan, pool, name, request, current_xml, where, live_target):
     resize, warning = domain_storage.plan_grow(pool, name, request, current_xml, where)
-    if resize is not None and running:
-        resize, warning = None, ('%s: volume %s in pool %s is not grown to %s while domain %s runs; it is grown'
-                                 ' by the first run while the domain is shut off'
-                                 % (where, name, pool, format_bytes(resize.capacity), plan.name))
+    if resize is not None:
+        resize.live_target = live_target
     if resize is not None:
         plan.resizes.append(resize)
     if warning is not None:
@@ -390,7 +400,10 @@ def _define(plan, client, recorder):
         raise
     # After the definition: a grown volume cannot be undone, so nothing else may fail after it.
     for resize in plan.resizes:
-        recorder.apply(resize.action(), client.resize_volume, resize.pool, resize.name, resize.capacity)
+        if resize.live_target:
+            recorder.apply(resize.action(), client.block_resize, plan.dom, resize.live_target, resize.capacity)
+        else:
+            recorder.apply(resize.action(), client.resize_volume, resize.pool, resize.name, resize.capacity)
 
 
 def _define_and_remember(plan, client):

@@ -55,17 +55,23 @@ class NewVolume:
 
 
 class Resize:
-    """An existing volume to grow to `capacity` bytes (from `current`)."""
+    """An existing volume to grow to `capacity` bytes (from `current`).
 
-    def __init__(self, pool, name, capacity, current):
+    live_target: the disk of the running domain that has the volume open
+    (QEMU grows it then, virDomainBlockResize), None when no QEMU holds it.
+    """
+
+    def __init__(self, pool, name, capacity, current, live_target=None):
         self.pool = pool
         self.name = name
         self.capacity = capacity
         self.current = current
+        self.live_target = live_target
 
     def action(self):
-        return 'grow volume %s in pool %s from %s to %s' % (
-            self.name, self.pool, format_bytes(self.current), format_bytes(self.capacity))
+        how = ' (disk %s of the running domain)' % self.live_target if self.live_target else ''
+        return 'grow volume %s in pool %s from %s to %s%s' % (
+            self.name, self.pool, format_bytes(self.current), format_bytes(self.capacity), how)
 
 
 def creates(disk):

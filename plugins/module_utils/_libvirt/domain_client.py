@@ -40,6 +40,7 @@ METADATA_ELEMENT = 2
 AFFECT_CONFIG = 2
 SHUTDOWN_ACPI_POWER_BTN = 1
 START_PAUSED = 1
+BLOCK_RESIZE_BYTES = 1
 
 # virDomainInterfaceAddressesSource (VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_*), by value:
 # the DHCP lease of the domain's libvirt network, the guest agent, the host's ARP table.
@@ -374,6 +375,12 @@ class DomainClient:
         """Grow a volume to `capacity` bytes (virStorageVolResize; never asked to shrink)."""
         vol = self._volume(pool_name, volume)
         self._call('cannot resize volume %s in pool %s' % (volume, pool_name), vol.resize, capacity, 0)
+
+    def block_resize(self, dom, target, capacity):
+        """Grow a running domain's disk `target` to `capacity` bytes (virDomainBlockResize: QEMU grows the
+        image it holds, and the guest sees the new size)."""
+        self._call('cannot resize disk %s of domain %s' % (target, dom.name()), dom.blockResize, target, capacity,
+                   BLOCK_RESIZE_BYTES)
 
     def _volume(self, pool_name, volume):
         pool = self._pool(pool_name)

@@ -25,7 +25,7 @@ libvirt = pytest.importorskip('libvirt')
 
 URI = 'test:///default'
 MUTATIONS = ('define', 'start', 'suspend', 'resume', 'destroy', 'shutdown', 'undefine', 'set_autostart',
-             'create_volume', 'delete_volume', 'set_metadata', 'clone_volume', 'resize_volume', 'refresh_pool')
+             'create_volume', 'delete_volume', 'set_metadata', 'clone_volume', 'resize_volume', 'block_resize', 'refresh_pool')
 
 
 class SpyClient(DomainClient):
@@ -610,13 +610,16 @@ def test_a_larger_size_grows_the_volume_and_a_smaller_one_warns(client, name, ba
                                    ' it is left as it is (a volume is never shrunk)' % base]
 
 
-def test_a_running_domain_s_volume_is_not_grown(client, name, base):
+def test_a_running_domain_s_qemu_grows_the_volume(client, name, base):
     disks = [{'pool': 'default-pool', 'volume': base, 'format': 'qcow2'}]
     run(client, name=name, state='running', model={'disks': disks, 'networks': []})
+    client.called[:] = []
     disks[0]['size'] = '3M'
-    result = run(client, name=name, state='running', model={'disks': disks, 'networks': []})
-    assert (result['changed'], result['actions']) == (False, [])
-    assert 'is not grown to 3 MiB while domain %s runs' % name in result['warnings'][0]
+    # The test driver has no virDomainBlockResize: check mode shows the plan, the integration target runs it.
+    result = run(client, check=True, name=name, state='running', model={'disks': disks, 'networks': []})
+    assert result['actions'] == ['grow volume %s in pool default-pool from 1 MiB to 3 MiB (disk vda of the running'
+                                 ' domain)' % base]
+    assert client.called == []
 
 
 @pytest.mark.parametrize('disk, message', [
