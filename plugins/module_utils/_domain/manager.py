@@ -215,7 +215,7 @@ def _plan_storage(desired, params, plan, client, recorder):
             requests[disk.get('path') or (disk['pool'], disk.get('volume'))] = disk
     pool_xmls = None
     # A running guest's QEMU holds its images open: it grows those (virDomainBlockResize).
-    live = _live_disks(plan, client)
+    live = _LiveDisks(plan, client)
     for disk in domain_summary.disks(desired):
         target = disk['target']
         where = 'disk %s' % target
@@ -224,7 +224,7 @@ def _plan_storage(desired, params, plan, client, recorder):
             request = requests.get(key) or {}
             current = client.volume_xml(disk['pool'], disk['volume'])
             if current is not None:
-                _plan_grow(plan, disk['pool'], disk['volume'], request, current, where, live.get(key))
+                _plan_grow(plan, disk['pool'], disk['volume'], request, current, where, live.target(key))
                 continue
             if _volume_on_disk(client, disk['pool'], disk['volume']):
                 recorder.apply("refresh storage pool %s (volume %s is on disk but not in libvirt's list)"
@@ -243,7 +243,7 @@ def _plan_storage(desired, params, plan, client, recorder):
                         plan.warnings.append('%s: %s is in no storage pool: its size is not checked (it is never'
                                              ' grown)' % (where, disk['path']))
                     else:
-                        _plan_grow(plan, found[0], found[1], request, found[2], where, live.get(disk['path']))
+                        _plan_grow(plan, found[0], found[1], request, found[2], where, live.target(disk['path']))
                 continue
             if not domain_storage.creates(request):
                 raise InvalidInput('disk %s: %s does not exist (give size to create it in a storage pool)'
@@ -263,24 +263,33 @@ def _new_volume(client, pool, name, request, where):
     return domain_storage.plan_new(pool, name, request, base_xml, where)
 
 
-def _live_disks(plan, client):
-    """{(pool, volume) or path: target} of the disks of the running domain, {} when it does not run."""
-    if plan.dom is None or not client.is_active(plan.dom):
-        return {}
-    live = {}
-    for disk in domain_summary.disks(parse_domain(client.xml(plan.dom), 'the live definition of %s' % plan.name)):
-        if disk['volume']:
-            live[(disk['pool'], disk['volume'])] = disk['target']
-        elif disk['path']:
-            live[disk['path']] = disk['target']
-    return live
+class _LiveDisks:
+    """The targets of the running domain's disks by (pool, volume) or path, read only when a volume is to grow."""
+
+    def __init__(self, plan, client):
+        self.plan = plan
+        self.client = client
+        self.disks = None
+
+    def target(self, key):
+        """A function returning the target of `key`'s disk in the running domain, or None."""
+        return lambda: self._read().get(key)
+
+    def _read(self):
+        if self.disks is None:
+            self.disks = {}
+            if self.plan.dom is not None and self.client.is_active(self.plan.dom):
+                live = parse_domain(self.client.xml(self.plan.dom), 'the live definition of %s' % self.plan.name)
+                for disk in domain_summary.disks(live):
+                    self.disks[(disk['pool'], disk['volume']) if disk['volume'] else disk['path']] = disk['target']
+        return self.disks
 
 
 def _plan_grow(plan, pool, name, request, current_xml, where, live_target):
+    """Plan the growth of an existing volume; live_target() names the running domain's disk that has it open."""
     resize, warning = domain_storage.plan_grow(pool, name, request, current_xml, where)
     if resize is not None:
-        resize.live_target = live_target
-    if resize is not None:
+        resize.live_target = live_target()
         plan.resizes.append(resize)
     if warning is not None:
         plan.warnings.append(warning)
