@@ -258,7 +258,7 @@ if [ -e "$("$LAB_LIBVIRTD" root)" ]; then
   say "the private tree $("$LAB_LIBVIRTD" root) outlived 'libvirtd.sh down'"
   rc=1
 fi
-if ip netns list | grep -qw "${PHYLLOME_TEST_NETNS:-phyllome-test}"; then
+if ip netns list | cut -d" " -f1 | grep -qxF "${PHYLLOME_TEST_NETNS:-phyllome-test}"; then
   say "the network namespace ${PHYLLOME_TEST_NETNS:-phyllome-test} outlived 'libvirtd.sh down'"
   rc=1
 fi

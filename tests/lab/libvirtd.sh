@@ -199,7 +199,7 @@ up() {
   # a failure on the way stops what this call started
   down
   trap 'rc=$?; if [ "$rc" != 0 ]; then say "up failed, stopping what it started"; down; fi' EXIT
-  if ! ip netns list | grep -qw "$NETNS"; then
+  if ! ip netns list | cut -d" " -f1 | grep -qxF "$NETNS"; then
     ip netns add "$NETNS"
   fi
   ip netns exec "$NETNS" ip link set lo up
@@ -259,7 +259,7 @@ down() {
     say "still running in the private namespace: $left; keeping $ROOT"
     return 1
   fi
-  if ip netns list | grep -qw "$NETNS"; then
+  if ip netns list | cut -d" " -f1 | grep -qxF "$NETNS"; then
     ip netns del "$NETNS"
   fi
   if [ -d "$ROOT" ]; then
