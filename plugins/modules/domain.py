@@ -113,7 +113,9 @@ options:
   remove_storage:
     description:
       - With O(state=absent), also delete the storage volumes this module created for the domain (disks
-        given with O(model.disks[].size) that did not exist). Disks that existed before are never deleted.
+        given with O(model.disks[].size), O(model.disks[].clone_volume) or O(model.disks[].backing_volume) that
+        did not exist, and the cloud-init seed of O(model.cloud_init)). Disks that existed before are never
+        deleted.
     type: bool
     default: false
   xml:
@@ -311,6 +313,59 @@ options:
               - Boot priority (1 first). When any disk, NIC or hostdev has one, the model's default boot order
                 (disk, then CD/DVD) is not used.
             type: int
+      cloud_init:
+        description:
+          - "A cloud-init NoCloud seed for guests that start from a cloud image without an installer: an ISO 9660
+            volume labelled C(cidata) holding C(user-data), C(meta-data) and, when given, C(network-config) (what
+            C(cloud-localds) and C(virt-install --cloud-init) make), attached as a read-only CD-ROM. cloud-init
+            reads it at the guest's boot."
+          - The image is written by the module itself (no C(genisoimage) or C(xorriso) needed on the host), in
+            the volume O(model.cloud_init.volume) of O(model.cloud_init.pool), through libvirt
+            (C(virStorageVolUpload)). The same options give the same image, byte for byte.
+          - The seed volume is data the module derives from these options, not a disk of the guest. Each run reads
+            it back; when it holds anything else (other options, or a change made outside the module) it is
+            deleted and written anew, and a running domain gets RV(restart_required) (cloud-init reads the seed
+            at boot; a shutdown and a start, or O(apply=restart)). A volume of that name larger than 64 MiB is
+            no seed and is an error, left as it is.
+          - "Never shown in any result, diff, action or message: what the task returns of the seed is RV(cloud_init)
+            (its digest and sizes). O(model.cloud_init.user_data) is a C(no_log) option."
+          - Remove the option to detach the seed; its volume stays (O(remove_storage) deletes it with the domain).
+        type: dict
+        suboptions:
+          user_data:
+            description:
+              - The C(user-data) file, as cloud-init reads it - a C(#cloud-config) document, a script
+                (C(#!/bin/sh)), a MIME multi-part archive - written as given. Default empty.
+              - To write it from YAML data, use C("{{ '#cloud-config\n' ~ (config | to_nice_yaml) }}").
+              - It usually holds passwords and keys; it is never shown (Ansible's C(no_log)).
+            type: str
+          meta_data:
+            description:
+              - The C(meta-data) file, as a dictionary (written as JSON, which cloud-init reads as YAML), with
+                cloud-init's keys.
+              - C(instance-id) and C(local-hostname) default to the domain name. cloud-init runs its
+                once-per-instance modules again when C(instance-id) changes.
+            type: dict
+          network_config:
+            description:
+              - The C(network-config) file (cloud-init's network configuration, version 1 or 2), as text or as a
+                dictionary (written as JSON). Without it there is no such file, and cloud-init configures the
+                first NIC with DHCP.
+            type: raw
+          pool:
+            description:
+              - Storage pool of the seed volume. Default the pool of the first disk of O(model.disks) that is a
+                volume, else V(default).
+            type: str
+          volume:
+            description:
+              - Name of the seed volume. Default C(<name>-cidata.iso).
+            type: str
+          bus:
+            description: Bus of the seed's CD-ROM drive.
+            type: str
+            default: sata
+            choices: [sata, scsi]
       networks:
         description:
           - Network interfaces. Default one virtio NIC on libvirt's network V(default). V([]) for none.
@@ -526,6 +581,31 @@ EXAMPLES = r'''
           size: 20G
     state: running
 
+- name: A cloud image that configures itself at first boot (cloud-init NoCloud seed on a CD-ROM)
+  phyllome.os.domain:
+    name: web3
+    model:
+      disks:
+        - volume: web3.qcow2
+          backing_volume: debian-12-genericcloud-amd64.qcow2
+          size: 20G
+      cloud_init:
+        user_data: |
+          #cloud-config
+          users:
+            - name: admin
+              groups: [sudo]
+              shell: /bin/bash
+              ssh_authorized_keys:
+                - "{{ lookup('ansible.builtin.file', '~/.ssh/id_ed25519.pub') }}"
+        network_config:
+          version: 2
+          ethernets:
+            id0:
+              match: {name: "en*"}
+              dhcp4: true
+    state: running
+
 - name: The same on a copy of the image (independent of it), made once; size 40G later grows it in place
   phyllome.os.domain:
     name: web2
@@ -682,6 +762,32 @@ restart_required:
   returned: always
   type: bool
   sample: false
+cloud_init:
+  description:
+    - The cloud-init seed of O(model.cloud_init), null without it. Its content is never returned.
+  returned: always
+  type: dict
+  contains:
+    pool:
+      description: Storage pool of the seed volume.
+      type: str
+      sample: default
+    volume:
+      description: The seed volume.
+      type: str
+      sample: web3-cidata.iso
+    sha256:
+      description: SHA-256 digest of the seed image (the volume's content), prefixed C(sha256:).
+      type: str
+      sample: "sha256:775b6be09da9489c11f1eeceb6b15fcfa3d4bc2b88b6260cc0a862ec2b6bf9da"
+    size:
+      description: Size of the seed image, in bytes.
+      type: int
+      sample: 49152
+    files:
+      description: Size in bytes of each file of the seed, by name.
+      type: dict
+      sample: {"meta-data": 58, "network-config": 89, "user-data": 231}
 changes:
   description:
     - What changed in the definition, in words. Empty when the definition already matched.

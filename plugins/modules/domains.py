@@ -165,6 +165,11 @@ results:
     restart_required:
       description: Whether the domain runs with an older definition than the stored one (see M(phyllome.os.domain)).
       type: bool
+    cloud_init:
+      description:
+        - The domain's cloud-init seed as M(phyllome.os.domain) returns it (volume, pool, digest, sizes; never its
+          content), null when its item has no O(domains[].model.cloud_init).
+      type: dict
     changes:
       description: What changed in the definition, in words.
       type: list

@@ -274,6 +274,7 @@ def item_result(result, status, recorder, index=None, diff=False):
         'state': result['state'],
         'uuid': result['uuid'],
         'restart_required': result['restart_required'],
+        'cloud_init': result.get('cloud_init'),
         'changes': result['changes'],
         'actions': list(recorder.actions),
         # What libvirt did not keep as asked (domain's intent record); the

@@ -23,6 +23,7 @@ from ansible_collections.phyllome.os.plugins.module_utils._common.errors import 
 from ansible_collections.phyllome.os.plugins.module_utils._domain import host as domain_host
 from ansible_collections.phyllome.os.plugins.module_utils._domain import summary as domain_summary
 from ansible_collections.phyllome.os.plugins.module_utils._domain import intent as domain_intent
+from ansible_collections.phyllome.os.plugins.module_utils._domain import seed as domain_seed
 from ansible_collections.phyllome.os.plugins.module_utils._domain import storage as domain_storage
 from ansible_collections.phyllome.os.plugins.module_utils._domain.compare import compare, merge, unified_xml
 from ansible_collections.phyllome.os.plugins.module_utils._domain.model import HostContext, build_domain
@@ -51,6 +52,7 @@ class _Plan:
         self.changes = []        # the differences, in words
         self.new_volumes = []    # [storage.NewVolume] to create before defining
         self.resizes = []        # [storage.Resize] of existing volumes, after defining
+        self.seed = None         # the cloud-init seed as results show it: volume, digest, sizes
         self.restart_required = False
         self.request = None      # digest of the request (intent.request_digest)
         self.intent = None       # the record of the module's last define (intent.Intent)
@@ -132,7 +134,7 @@ def _desired_xml(params, client):
     if params.get('model') is not None:
         if not params.get('name'):
             raise InvalidInput('a model needs name')
-        model = resolve_model(params['model'])
+        model = resolve_model(params['model'], params['name'])
         host = resolve_host(client, params.get('domain_type'), model['machine'])
         return build_domain(params['name'], model, host)
     if params.get('xml') is not None:
@@ -210,8 +212,10 @@ def _plan_storage(desired, params, plan, client, recorder):
     too as a prediction.
     """
     requests = {}
+    model = None
     if params.get('model') is not None:
-        for disk in resolve_model(params['model'])['disks']:
+        model = resolve_model(params['model'], params.get('name'))
+        for disk in model['disks']:
             requests[disk.get('path') or (disk['pool'], disk.get('volume'))] = disk
     pool_xmls = None
     # A running guest's QEMU holds its images open: it grows those (virDomainBlockResize).
@@ -223,6 +227,9 @@ def _plan_storage(desired, params, plan, client, recorder):
             key = (disk['pool'], disk['volume'])
             request = requests.get(key) or {}
             current = client.volume_xml(disk['pool'], disk['volume'])
+            if request.get('cloud_init_seed'):
+                _plan_seed(plan, disk['pool'], disk['volume'], model['cloud_init'], current, client, where)
+                continue
             if current is not None:
                 _plan_grow(plan, disk['pool'], disk['volume'], request, current, where, live.target(key))
                 continue
@@ -255,6 +262,29 @@ def _plan_storage(desired, params, plan, client, recorder):
                 raise InvalidInput('disk %s: no storage pool has the directory of %s; create the image,'
                                    ' or a dir pool for that directory' % (target, disk['path']))
             plan.new_volumes.append(_new_volume(client, found[0], found[1], request, where))
+
+
+def _plan_seed(plan, pool, name, cloud_init, current_xml, client, where):
+    """Plan the cloud-init seed volume: written when missing or when its content is not the task's.
+
+    Only the image's digest and sizes are shown: user-data holds passwords and keys.
+    """
+    files = domain_seed.seed_files(cloud_init.get('user_data'), cloud_init.get('meta_data'),
+                                   cloud_init.get('network_config'), plan.name)
+    image = domain_seed.iso_image(files)
+    plan.seed = {
+        'pool': pool,
+        'volume': name,
+        'sha256': domain_seed.digest(image),
+        'size': len(image),
+        'files': dict((file_name, len(data)) for file_name, data in sorted(files.items())),
+    }
+    volume = domain_storage.plan_seed(pool, name, image, current_xml,
+                                      lambda length: client.download_volume(pool, name, length), where)
+    if volume is not None:
+        plan.new_volumes.append(volume)
+        plan.changes.append('cloud-init seed %s in pool %s %s (%s)' % (
+            name, pool, 'written anew' if volume.replace else 'created', plan.seed['sha256']))
 
 
 def _new_volume(client, pool, name, request, where):
@@ -385,12 +415,17 @@ def _define(plan, client, recorder):
     created = []
     try:
         for volume in plan.new_volumes:
+            if volume.replace:
+                # A seed is data this module derives from the task: its older content goes.
+                recorder.apply(volume.replace_action(), client.delete_volume, volume.pool, volume.name)
             index = recorder.mark()
             if volume.copy:
                 recorder.apply(volume.action(), client.clone_volume, volume.pool, volume.xml, *volume.base)
             else:
                 recorder.apply(volume.action(), client.create_volume, volume.pool, volume.xml)
             created.append((index, volume.pool, volume.name))
+            if volume.upload is not None:
+                recorder.apply(volume.upload_action(), client.upload_volume, volume.pool, volume.name, volume.upload)
             if volume.grow_to is not None:
                 recorder.apply(volume.grow_action(), client.resize_volume, volume.pool, volume.name, volume.grow_to)
         if plan.definition is not None:
@@ -555,6 +590,7 @@ def _result(plan, client, recorder, removed=False, wanted_state=None):
         'state': state,
         'xml': unified_xml(effective) if effective is not None else None,
         'restart_required': plan.restart_required,
+        'cloud_init': plan.seed,
         'changes': plan.changes,
         'warnings': plan.warnings,
         'actions': list(recorder.actions),

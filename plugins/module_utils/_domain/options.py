@@ -26,7 +26,7 @@ class Option:
     """One option: argument spec, default (fixed or per OS family) and sub-options."""
 
     def __init__(self, name, type='str', default=None, family_default=None, choices=None,
-                 elements=None, options=None, required=False, aliases=None):
+                 elements=None, options=None, required=False, aliases=None, no_log=False):
         self.name = name
         self.type = type
         self.default = default
@@ -37,6 +37,7 @@ class Option:
         self.options = options or ()
         self.required = required
         self.aliases = aliases
+        self.no_log = no_log
 
     def argument_spec(self):
         spec = {'type': self.type}
@@ -50,6 +51,8 @@ class Option:
             spec['required'] = True
         if self.aliases:
             spec['aliases'] = list(self.aliases)
+        if self.no_log:
+            spec['no_log'] = True
         if self.options:
             spec['options'] = dict((o.name, o.argument_spec()) for o in self.options)
         return spec
@@ -136,6 +139,17 @@ _DISK_OPTIONS = (
     Option('boot_order', type='int'),
 )
 
+# cloud-init's NoCloud seed (_domain/seed.py), a read-only CD-ROM the model adds.
+_CLOUD_INIT_OPTIONS = (
+    # Passwords and keys: Ansible masks the whole text in every output.
+    Option('user_data', no_log=True),
+    Option('meta_data', type='dict'),
+    Option('network_config', type='raw'),
+    Option('pool'),
+    Option('volume'),
+    Option('bus', default='sata', choices=('sata', 'scsi')),
+)
+
 _NETWORK_OPTIONS = (
     Option('type', default='network', choices=('network', 'bridge', 'direct', 'user', 'passt')),
     Option('source'),
@@ -219,8 +233,10 @@ MODEL_GROUPS = (
         compare={'memoryBacking': CompareRule()}),
     OptionGroup('tpm', [Option('tpm', type='bool', family_default={'linux': True, 'windows': True, 'other': False})],
                 owns=('devices',)),
-    OptionGroup('disks', [Option('disks', type='list', elements='dict', default=[], options=_DISK_OPTIONS)],
-                owns=('devices',)),
+    OptionGroup('disks', [
+        Option('disks', type='list', elements='dict', default=[], options=_DISK_OPTIONS),
+        Option('cloud_init', type='dict', options=_CLOUD_INIT_OPTIONS),
+    ], owns=('devices',)),
     OptionGroup('networks', [Option('networks', type='list', elements='dict', options=_NETWORK_OPTIONS)],
                 owns=('devices',)),
     OptionGroup('hostdevs', [Option('hostdevs', type='list', elements='dict', default=[], options=_HOSTDEV_OPTIONS)],
@@ -286,10 +302,11 @@ REQUIRED_ONE_OF = [('name', 'xml')]
 
 # --- resolving what the user gave into the values the builder reads --------
 
-def resolve_model(model):
+def resolve_model(model, name=None):
     """Apply per-family defaults and check a model's values; return a new dict.
 
     Sizes become bytes; lists of devices get their per-family defaults.
+    name: the domain's, which names the cloud-init seed volume by default.
     Raises InvalidInput on values that contradict each other.
     """
     family = (model or {}).get('os') or 'linux'
@@ -300,7 +317,15 @@ def resolve_model(model):
     values['cpu'] = _resolve_cpu(values.get('cpu'), values['vcpus'])
     if values['firmware'] == 'bios' and values['secure_boot']:
         raise InvalidInput('model.secure_boot needs firmware: efi')
-    values['disks'] = _resolve_disks(values.get('disks') or [], family)
+    # A section left out is None here (apply_defaults made it {} with its defaults); {} asks for a seed.
+    given = (model or {}).get('cloud_init') is not None
+    values['cloud_init'] = _resolve_cloud_init(values['cloud_init'], values.get('disks') or [], name) if given else None
+    disks = list(values.get('disks') or [])
+    if values['cloud_init'] is not None:
+        seed = values['cloud_init']
+        disks.append({'device': 'cdrom', 'pool': seed['pool'], 'volume': seed['volume'], 'bus': seed['bus'],
+                      'cloud_init_seed': True})
+    values['disks'] = _resolve_disks([apply_defaults(_DISK_OPTIONS, d, family) for d in disks], family)
     if values.get('networks') is None:
         # The Phyllome model's NIC: virtio on libvirt's NAT network 'default'.
         values['networks'] = [apply_defaults(_NETWORK_OPTIONS, {'source': 'default'}, family)]
@@ -403,6 +428,31 @@ def _resolve_disks(disks, family):
         resolved.append(disk)
     _assign_targets(resolved)
     return resolved
+
+
+def _resolve_cloud_init(cloud_init, disks, name):
+    """The seed's options with its volume's pool and name filled in.
+
+    Its volume goes in the pool of the first model disk that has one (else
+    'default') and is named <domain>-cidata.iso, as virt-install names its own.
+    """
+    seed = dict(cloud_init)
+    if seed.get('pool') is None:
+        pools = [d.get('pool') or 'default' for d in disks if d.get('volume')]
+        seed['pool'] = pools[0] if pools else 'default'
+    if seed.get('volume') is None:
+        if not name:
+            raise InvalidInput('model.cloud_init needs the domain name (or cloud_init.volume)')
+        seed['volume'] = '%s-cidata.iso' % name
+    if '/' in seed['volume']:
+        raise InvalidInput('model.cloud_init.volume %r is a volume name, not a path' % seed['volume'])
+    if seed.get('bus') is None:
+        seed['bus'] = 'sata'
+    for disk in disks:
+        if (disk.get('pool') or 'default', disk.get('volume')) == (seed['pool'], seed['volume']):
+            raise InvalidInput('model.cloud_init: volume %s in pool %s is also a disk of model.disks'
+                               % (seed['volume'], seed['pool']))
+    return seed
 
 
 def _check_base(disk, where):

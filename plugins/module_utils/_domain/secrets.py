@@ -58,10 +58,16 @@ def secrets_in_element(*elements):
 
 
 def secrets_in_params(params):
-    """Secrets in the domain module's options: O(xml) and O(model.extra_xml)."""
+    """Secrets in the domain module's options: O(xml), O(model.extra_xml) and O(model.cloud_init.user_data)."""
+    model = params.get('model') or {}
     texts = [params.get('xml')]
-    texts.extend((params.get('model') or {}).get('extra_xml') or [])
-    return secrets_in_text(*texts)
+    texts.extend(model.get('extra_xml') or [])
+    found = secrets_in_text(*texts)
+    # Passwords and keys, somewhere in a document: the whole text is the secret.
+    user_data = (model.get('cloud_init') or {}).get('user_data')
+    if isinstance(user_data, str) and user_data.strip():
+        found.add(user_data)
+    return found
 
 
 def describe(difference):

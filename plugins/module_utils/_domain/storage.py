@@ -17,7 +17,12 @@ from __future__ import annotations
 from ansible_collections.phyllome.os.plugins.module_utils._common.errors import InvalidInput
 from ansible_collections.phyllome.os.plugins.module_utils._common.units import format_bytes, quantity_bytes
 from ansible_collections.phyllome.os.plugins.module_utils._domain.host import volume_xml
+from ansible_collections.phyllome.os.plugins.module_utils._domain.seed import digest as seed_digest
 from ansible_collections.phyllome.os.plugins.module_utils._domain.xml import parse, sub, text_of, to_string
+
+# A volume larger than this is no cloud-init seed the module wrote (a few
+# sectors of text): it is never read, nor replaced.
+SEED_MAX_BYTES = 64 * 1024 * 1024
 
 # Formats libvirt reports for a volume whose format it does not know: a
 # backing file of such a format would be probed by QEMU, which is unsafe.
@@ -32,20 +37,35 @@ class NewVolume:
     once made (a copy starts at its base's capacity).
     """
 
-    def __init__(self, pool, name, xml, base=None, copy=False, grow_to=None):
+    def __init__(self, pool, name, xml, base=None, copy=False, grow_to=None, upload=None, replace=False):
         self.pool = pool
         self.name = name
         self.xml = xml
         self.base = base
         self.copy = copy
         self.grow_to = grow_to
+        # A cloud-init seed: the image to write once created, and whether an
+        # older seed of that name goes first.
+        self.upload = upload
+        self.replace = replace
 
     def action(self):
+        if self.upload is not None:
+            return 'create volume %s in pool %s for the cloud-init seed (%s bytes)' % (
+                self.name, self.pool, len(self.upload))
         if self.base is None:
             return 'create volume %s in pool %s' % (self.name, self.pool)
         how = 'a copy of' if self.copy else 'a qcow2 overlay on'
         return 'create volume %s in pool %s as %s volume %s in pool %s' % (
             self.name, self.pool, how, self.base[1], self.base[0])
+
+    def replace_action(self):
+        return 'delete volume %s in pool %s (a cloud-init seed with other content: it is written anew)' % (
+            self.name, self.pool)
+
+    def upload_action(self):
+        return 'write the cloud-init seed into volume %s in pool %s (%s, %d bytes)' % (
+            self.name, self.pool, seed_digest(self.upload), len(self.upload))
 
     def grow_action(self):
         return 'grow volume %s in pool %s to %s' % (self.name, self.pool, format_bytes(self.grow_to))
@@ -152,3 +172,21 @@ def plan_grow(pool, name, disk, current_xml, where):
         return None, ('%s: volume %s in pool %s is %s, larger than size %s; it is left as it is (a volume is never'
                       ' shrunk)' % (where, name, pool, format_bytes(current), format_bytes(disk['size'])))
     return Resize(pool, name, disk['size'], current), None
+
+
+def plan_seed(pool, name, image, current_xml, read, where):
+    """The NewVolume that makes volume `name` hold the seed `image`, None when it does already.
+
+    current_xml: the volume's XML, None when it does not exist. read(length):
+    the volume's first bytes (a read through libvirt, check mode too).
+    """
+    if current_xml is None:
+        return NewVolume(pool, name, volume_xml(name, len(image), 'raw'), upload=image)
+    facts = volume_facts(current_xml)
+    if facts['capacity'] is not None and facts['capacity'] > SEED_MAX_BYTES:
+        raise InvalidInput('%s: volume %s in pool %s is %s, not a cloud-init seed this module wrote; it is left'
+                           ' alone (give cloud_init.volume another name)'
+                           % (where, name, pool, format_bytes(facts['capacity'])))
+    if facts['capacity'] == len(image) and read(len(image)) == image:
+        return None
+    return NewVolume(pool, name, volume_xml(name, len(image), 'raw'), upload=image, replace=True)

@@ -46,6 +46,9 @@ BLOCK_RESIZE_BYTES = 1
 # the DHCP lease of the domain's libvirt network, the guest agent, the host's ARP table.
 ADDRESS_SOURCES = {'lease': 0, 'agent': 1, 'arp': 2}
 
+# Bytes per send or receive on a volume stream (libvirt's own message size).
+_STREAM_CHUNK = 256 * 1024
+
 _UNSUPPORTED_FLAGS = re.compile(r'unsupported flags \((0x[0-9a-fA-F]+)\)')
 
 
@@ -371,6 +374,50 @@ class DomainClient:
         return self._call('cannot copy volume %s of pool %s into pool %s' % (base_volume, base_pool, pool_name),
                           pool.createXMLFrom, xml, base, 0)
 
+    def upload_volume(self, pool_name, volume, data):
+        """Write `data` at the start of a volume (virStorageVolUpload through a stream)."""
+        vol = self._volume(pool_name, volume)
+        what = 'cannot write volume %s in pool %s' % (volume, pool_name)
+        stream = self._call(what, self.conn.newStream, 0)
+        try:
+            self._call(what, vol.upload, stream, 0, len(data), 0)
+            view = memoryview(data)
+            while view:
+                sent = self._call(what, stream.send, bytes(view[:_STREAM_CHUNK]))
+                if sent <= 0:
+                    raise LibvirtFailure('%s: the stream took no data' % what, uri=self.uri)
+                view = view[sent:]
+            self._call(what, stream.finish)
+        except Exception:
+            self._abort(stream)
+            raise
+
+    def _abort(self, stream):
+        """End a failed volume stream; the error that failed it is the one to report."""
+        try:
+            stream.abort()
+        except self.libvirt.libvirtError:
+            pass
+
+    def download_volume(self, pool_name, volume, length):
+        """The first `length` bytes of a volume (virStorageVolDownload through a stream)."""
+        vol = self._volume(pool_name, volume)
+        what = 'cannot read volume %s in pool %s' % (volume, pool_name)
+        stream = self._call(what, self.conn.newStream, 0)
+        chunks = []
+        try:
+            self._call(what, vol.download, stream, 0, length, 0)
+            while True:
+                got = self._call(what, stream.recv, _STREAM_CHUNK)
+                if not isinstance(got, bytes) or not got:
+                    break
+                chunks.append(got)
+            self._call(what, stream.finish)
+        except Exception:
+            self._abort(stream)
+            raise
+        return b''.join(chunks)
+
     def resize_volume(self, pool_name, volume, capacity):
         """Grow a volume to `capacity` bytes (virStorageVolResize; never asked to shrink)."""
         vol = self._volume(pool_name, volume)
@@ -398,3 +445,4 @@ class DomainClient:
             raise LibvirtFailure('cannot look up volume %s in pool %s: %s' % (volume, pool_name, exc), uri=self.uri)
         self._call('cannot delete volume %s in pool %s' % (volume, pool_name), vol.delete, 0)
         return True
+

@@ -25,7 +25,8 @@ libvirt = pytest.importorskip('libvirt')
 
 URI = 'test:///default'
 MUTATIONS = ('define', 'start', 'suspend', 'resume', 'destroy', 'shutdown', 'undefine', 'set_autostart',
-             'create_volume', 'delete_volume', 'set_metadata', 'clone_volume', 'resize_volume', 'block_resize', 'refresh_pool')
+             'create_volume', 'delete_volume', 'set_metadata', 'clone_volume', 'resize_volume', 'block_resize', 'refresh_pool',
+             'upload_volume')
 
 
 class SpyClient(DomainClient):
@@ -634,3 +635,40 @@ def test_a_bad_base_changes_nothing(client, name, base, disk, message):
         run(client, name=name, model={'disks': [disk], 'networks': []})
     assert client.called == []
     assert client.lookup(name) is None
+
+
+SEED_USER_DATA = '#cloud-config\nchpasswd:\n  users:\n    - {name: root, password: s3cr3t-unit, type: text}\n'
+
+
+def test_a_cloud_init_seed_is_planned_without_showing_its_content(client, name):
+    params = dict(name=name, model={'disks': [], 'networks': [],
+                                    'cloud_init': {'user_data': SEED_USER_DATA, 'pool': 'default-pool'}})
+    predicted = run(client, check=True, **params)
+    assert client.called == []
+    seed = predicted['cloud_init']
+    assert (seed['pool'], seed['volume']) == ('default-pool', '%s-cidata.iso' % name)
+    assert seed['sha256'].startswith('sha256:') and seed['size'] % 2048 == 0
+    assert seed['files']['user-data'] == len(SEED_USER_DATA)
+    assert predicted['actions'] == [
+        'create volume %s-cidata.iso in pool default-pool for the cloud-init seed (%d bytes)' % (name, seed['size']),
+        'write the cloud-init seed into volume %s-cidata.iso in pool default-pool (%s, %d bytes)'
+        % (name, seed['sha256'], seed['size']),
+        'define domain %s' % name]
+    assert "<source pool=\"default-pool\" volume=\"%s-cidata.iso\"/>" % name in predicted['xml']
+    assert 'device="cdrom"' in predicted['xml'] and '<readonly/>' in predicted['xml']
+    assert 's3cr3t' not in repr(predicted) and 'chpasswd' not in repr(predicted)
+
+
+def test_a_seed_that_cannot_be_written_is_deleted_again(client, name):
+    # The test driver has no virStorageVolUpload: the real run fails there, and undoes the volume it made.
+    params = dict(name=name, model={'disks': [], 'networks': [],
+                                    'cloud_init': {'user_data': SEED_USER_DATA, 'pool': 'default-pool'}})
+    recorder = ActionRecorder()
+    full = dict((o.name, o.default) for o in MODULE_OPTIONS)
+    full.update(params)
+    with pytest.raises(LibvirtFailure, match='cannot write volume'):
+        run_domain(full, client, recorder)
+    assert client.called == ['create_volume', 'upload_volume', 'delete_volume']
+    assert not recorder.changed and client.lookup(name) is None
+    assert client.volume_xml('default-pool', '%s-cidata.iso' % name) is None
+    assert SEED_USER_DATA in recorder.secrets

@@ -159,3 +159,29 @@ def test_graphics_listen_defaults_never_reach_the_network():
 def test_bad_values_are_rejected_clearly(model, message):
     with pytest.raises(InvalidInput, match=message):
         resolve_model(model)
+
+
+def test_a_cloud_init_seed_is_a_read_only_cdrom_in_the_pool_of_the_first_volume():
+    spec = argument_spec()['model']['options']['cloud_init']['options']
+    assert spec['user_data'] == {'type': 'str', 'no_log': True}
+    resolved = resolve_model({'disks': [{'path': '/a.img'}, {'pool': 'images', 'volume': 'b.qcow2'},
+                                        {'device': 'cdrom'}],
+                              'cloud_init': {'user_data': '#cloud-config\n'}}, 'web1')
+    seed = resolved['disks'][-1]
+    assert (seed['pool'], seed['volume'], seed['device'], seed['bus'], seed['readonly'], seed['format']) == (
+        'images', 'web1-cidata.iso', 'cdrom', 'sata', True, 'raw')
+    assert seed['target'] == 'sdb' and seed['cloud_init_seed'] is True
+    assert (resolved['cloud_init']['pool'], resolved['cloud_init']['volume']) == ('images', 'web1-cidata.iso')
+    assert resolve_model({'disks': [{'path': '/a.img'}], 'cloud_init': {}}, 'x')['cloud_init']['pool'] == 'default'
+    assert resolve_model({'disks': [{'path': '/a.img'}]}, 'x')['cloud_init'] is None
+    given = resolve_model({'cloud_init': {'pool': 'seeds', 'volume': 's.iso', 'bus': 'scsi'}}, 'x')['disks'][-1]
+    assert (given['pool'], given['volume'], given['bus']) == ('seeds', 's.iso', 'scsi')
+
+
+@pytest.mark.parametrize('cloud_init, message', [
+    ({'volume': 'a/b.iso'}, 'is a volume name, not a path'),
+    ({'volume': 'd.qcow2'}, 'is also a disk of model.disks'),
+])
+def test_bad_cloud_init(cloud_init, message):
+    with pytest.raises(InvalidInput, match=message):
+        resolve_model({'disks': [{'volume': 'd.qcow2'}], 'cloud_init': cloud_init}, 'x')

@@ -134,3 +134,43 @@ def test_grow_only_when_larger():
 def test_volume_facts_read_units():
     xml = "<volume><name>v</name><capacity unit='KiB'>4</capacity><target><path>/p/v</path></target></volume>"
     assert storage.volume_facts(xml) == {'name': 'v', 'path': '/p/v', 'format': '', 'capacity': 4096}
+
+
+def seed_volume_xml(capacity):
+    return ("<volume type='file'><name>vm-cidata.iso</name><capacity unit='bytes'>%d</capacity>"
+            "<target><path>/pool/vm-cidata.iso</path><format type='raw'/></target></volume>" % capacity)
+
+
+def test_a_missing_seed_is_created_then_written():
+    image = b'\x01' * 4096
+    new = storage.plan_seed('images', 'vm-cidata.iso', image, None, None, 'cloud_init')
+    assert (new.upload, new.replace, new.base) == (image, False, None)
+    assert text_of(parse(new.xml), 'capacity') == '4096'
+    assert new.action() == 'create volume vm-cidata.iso in pool images for the cloud-init seed (4096 bytes)'
+    assert new.upload_action() == ('write the cloud-init seed into volume vm-cidata.iso in pool images'
+                                   ' (sha256:%s, 4096 bytes)' % __import__('hashlib').sha256(image).hexdigest())
+
+
+def test_a_seed_with_the_same_content_is_left_alone_and_one_with_other_content_is_rewritten():
+    image = b'\x01' * 4096
+    read = []
+
+    def reader(content):
+        def read_volume(length):
+            read.append(length)
+            return content[:length]
+        return read_volume
+    assert storage.plan_seed('images', 'vm-cidata.iso', image, seed_volume_xml(4096), reader(image), 'c') is None
+    assert read == [4096]
+    changed = storage.plan_seed('images', 'vm-cidata.iso', image, seed_volume_xml(4096), reader(b'\x02' * 4096), 'c')
+    assert changed.replace and changed.upload == image
+    # Another size is another content: not even read.
+    read[:] = []
+    resized = storage.plan_seed('images', 'vm-cidata.iso', image, seed_volume_xml(6144), reader(image), 'c')
+    assert resized.replace and read == []
+    assert 'written anew' in resized.replace_action()
+
+
+def test_a_large_volume_is_no_seed_and_is_never_read():
+    with pytest.raises(InvalidInput, match='is 20 GiB, not a cloud-init seed'):
+        storage.plan_seed('images', 'vm.qcow2', b'', seed_volume_xml(20 * GIB), None, 'cloud_init')
