@@ -445,4 +445,3 @@ class DomainClient:
             raise LibvirtFailure('cannot look up volume %s in pool %s: %s' % (volume, pool_name, exc), uri=self.uri)
         self._call('cannot delete volume %s in pool %s' % (volume, pool_name), vol.delete, 0)
         return True
-
