@@ -261,6 +261,10 @@ options:
                 C(virStorageVolCreateXMLFrom), as C(virsh vol-clone) and C(virsh vol-create-from) do). The copy
                 is independent of its base, which may go afterwards.
               - The copy starts at the base's capacity and grows to O(model.disks[].size) when that is larger.
+              - "As virsh takes a volume: a name in O(model.disks[].clone_pool), or the absolute path of an image
+                file that a storage pool holds (C(/var/lib/libvirt/images/debian-12.qcow2): the volume of that
+                pool). libvirt copies only volumes: a file in no pool is an error; make an overlay on it
+                (O(model.disks[].backing_volume)), or define a dir pool for its directory."
               - Mutually exclusive with O(model.disks[].backing_volume).
             type: str
           clone_pool:
@@ -273,12 +277,29 @@ options:
                 C(<backingStore>) names the base's path and format (taken from libvirt's description of the base
                 volume, never probed by QEMU). Writes go to the overlay; the base must stay, unchanged, as long
                 as the overlay is used.
-              - A base whose format libvirt does not know is an error.
+              - "As virsh takes a volume (C(virsh vol-create-as --backing-vol)): a name in
+                O(model.disks[].backing_pool), or the absolute path of a base image on the host (as
+                C(virt-install --disk backing_store=) takes it) - the volume of the pool that holds the file, or a
+                file in no storage pool (a base kept outside libvirt's pools)."
+              - The base's format is O(model.disks[].backing_format) when given; else libvirt's description of the
+                volume, and for a file in no pool its first bytes (C(qcow2) by its header, else C(raw); other formats
+                are an error). A base whose format libvirt does not know is an error.
+              - A path that does not exist is an error, before anything changes.
             type: str
           backing_pool:
             description:
-              - Storage pool of O(model.disks[].backing_volume). Default the pool the new volume goes in.
+              - Storage pool of O(model.disks[].backing_volume). Default the pool the new volume goes in. Not with a
+                path.
             type: str
+          backing_format:
+            description:
+              - The format of the base image of an overlay (C(virsh vol-create-as --backing-vol-format),
+                C(virt-install --disk backing_format=)), written in the overlay's C(<backingStore>). Default the
+                format found (see O(model.disks[].backing_volume)).
+              - State V(raw) for a raw image that a guest used as its disk (its content might look like another
+                format's header).
+            type: str
+            choices: [raw, qcow2]
           device:
             description:
               - V(disk), or V(cdrom) (read-only; O(model.disks[].path) may be left out for an empty drive).
@@ -604,6 +625,17 @@ EXAMPLES = r'''
             id0:
               match: {name: "en*"}
               dhcp4: true
+    state: running
+
+- name: An overlay on a base image given by its path (in a storage pool or not), its format stated
+  phyllome.os.domain:
+    name: web4
+    model:
+      disks:
+        - volume: web4.qcow2
+          backing_volume: /srv/images/debian-12-genericcloud-amd64.qcow2
+          backing_format: qcow2
+          size: 20G
     state: running
 
 - name: The same on a copy of the image (independent of it), made once; size 40G later grows it in place

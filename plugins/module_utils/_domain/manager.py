@@ -289,8 +289,22 @@ def _plan_seed(plan, pool, name, cloud_init, current_xml, client, where):
 
 def _new_volume(client, pool, name, request, where):
     base = domain_storage.base_of(request, pool)
-    base_xml = client.volume_xml(*base) if base is not None else None
-    return domain_storage.plan_new(pool, name, request, base_xml, where)
+    if base is None or base[0] is not None:
+        base_xml = client.volume_xml(*base) if base is not None else None
+        return domain_storage.plan_new(pool, name, request, base_xml, where)
+    # A base image by path: the volume of the pool that holds the file, else the file itself.
+    path = base[1]
+    found = client.volume_at_path(path)
+    if found is not None:
+        return domain_storage.plan_new(pool, name, request, found[2], where, base=found[:2])
+    if not client.path_exists(path):
+        raise InvalidInput('%s: the base image %s does not exist%s' % (
+            where, path, '' if client.is_local else ' in any storage pool of the libvirt host'))
+    facts = None
+    if not request.get('clone_volume'):
+        header, size = client.image_start(path, 512)
+        facts = domain_storage.image_facts(path, header, size, request.get('backing_format'), where)
+    return domain_storage.plan_new(pool, name, request, None, where, base=base, base_facts=facts)
 
 
 class _LiveDisks:

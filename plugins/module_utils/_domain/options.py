@@ -130,6 +130,7 @@ _DISK_OPTIONS = (
     Option('clone_pool'),
     Option('backing_volume'),
     Option('backing_pool'),
+    Option('backing_format', choices=('raw', 'qcow2')),
     Option('device', default='disk', choices=('disk', 'cdrom')),
     Option('bus', choices=('virtio', 'sata', 'scsi', 'usb')),
     Option('target'),
@@ -456,10 +457,18 @@ def _resolve_cloud_init(cloud_init, disks, name):
 
 
 def _check_base(disk, where):
-    """A disk made from a base volume: a copy (clone_volume) or a qcow2 overlay (backing_volume)."""
+    """A disk made from a base volume: a copy (clone_volume) or a qcow2 overlay (backing_volume).
+
+    The base is a volume name in a pool, or an absolute path (as virsh takes a volume).
+    """
     for kind in ('clone', 'backing'):
         if disk.get(kind + '_pool') and not disk.get(kind + '_volume'):
             raise InvalidInput('%s: %s_pool needs %s_volume' % (where, kind, kind))
+        if disk.get(kind + '_pool') and disk[kind + '_volume'].startswith('/'):
+            raise InvalidInput('%s: %s_volume %s is a path, which needs no %s_pool'
+                               % (where, kind, disk[kind + '_volume'], kind))
+    if disk.get('backing_format') and not disk.get('backing_volume'):
+        raise InvalidInput('%s: backing_format needs backing_volume' % where)
     if not (disk.get('clone_volume') or disk.get('backing_volume')):
         return
     if disk.get('clone_volume') and disk.get('backing_volume'):

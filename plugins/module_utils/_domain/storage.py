@@ -5,14 +5,20 @@
 
 A model disk whose volume is missing becomes a new volume: empty (a size), a
 copy of a base volume (clone_volume: libvirt's virStorageVolCreateXMLFrom) or
-a qcow2 overlay whose <backingStore> is a base volume (backing_volume). A
-volume that exists is never replaced nor overwritten; a larger size grows it
-(virStorageVolResize), a smaller one is a warning. Plain data in, plain data
-out: the manager reads the volume XML through the client and applies the
-plan through the recorder.
+a qcow2 overlay whose <backingStore> is a base volume (backing_volume). The
+base is named as virsh names a volume: a name in a pool, or an absolute path
+(a volume of whichever pool holds the file; an overlay's base may also be a
+file in no pool, whose format comes from its first bytes unless
+backing_format states it). A volume that exists is never replaced nor
+overwritten (but for the cloud-init seed, data derived from the task); a
+larger size grows it (virStorageVolResize), a smaller one is a warning. Plain
+data in, plain data out: the manager reads the volume XML through the client
+and applies the plan through the recorder.
 """
 
 from __future__ import annotations
+
+import struct
 
 from ansible_collections.phyllome.os.plugins.module_utils._common.errors import InvalidInput
 from ansible_collections.phyllome.os.plugins.module_utils._common.units import format_bytes, quantity_bytes
@@ -29,10 +35,18 @@ SEED_MAX_BYTES = 64 * 1024 * 1024
 _UNKNOWN_FORMATS = ('', 'none', 'auto', 'unknown')
 
 
+# The start of a qcow2 image (QEMU's docs/interop/qcow2.txt): magic, then its virtual size at byte 24.
+QCOW2_MAGIC = b'QFI\xfb'
+# Formats QEMU reads but this module does not make overlays on: named when found, never taken for raw.
+_OTHER_MAGIC = ((b'KDMV', 'vmdk'), (b'vhdxfile', 'vhdx'), (b'QEVM', 'qed'), (b'conectix', 'vpc'),
+                (b'<<< ', 'vdi'))
+
+
 class NewVolume:
     """A volume to create in `pool`: empty, a copy of `base` or an overlay on it.
 
-    base: (pool, volume) of the base image; copy: whether the volume is a copy
+    base: (pool, volume) of the base image, (None, path) for an image file in
+    no storage pool; copy: whether the volume is a copy
     of it (else an overlay, or nothing); grow_to: bytes to grow a copy to
     once made (a copy starts at its base's capacity).
     """
@@ -56,6 +70,8 @@ class NewVolume:
         if self.base is None:
             return 'create volume %s in pool %s' % (self.name, self.pool)
         how = 'a copy of' if self.copy else 'a qcow2 overlay on'
+        if self.base[0] is None:
+            return 'create volume %s in pool %s as %s %s' % (self.name, self.pool, how, self.base[1])
         return 'create volume %s in pool %s as %s volume %s in pool %s' % (
             self.name, self.pool, how, self.base[1], self.base[0])
 
@@ -100,12 +116,46 @@ def creates(disk):
 
 
 def base_of(disk, pool):
-    """(pool, volume) of a model disk's base image, or None; the base's pool defaults to `pool`."""
-    if disk.get('clone_volume'):
-        return disk.get('clone_pool') or pool, disk['clone_volume']
-    if disk.get('backing_volume'):
-        return disk.get('backing_pool') or pool, disk['backing_volume']
+    """(pool, volume) of a model disk's base image, (None, path) for an absolute path, or None.
+
+    The base's pool defaults to `pool`.
+    """
+    for kind in ('clone', 'backing'):
+        volume = disk.get(kind + '_volume')
+        if volume:
+            if volume.startswith('/'):
+                return None, volume
+            return disk.get(kind + '_pool') or pool, volume
     return None
+
+
+def image_facts(path, header, size, stated, where):
+    """{name, path, format, capacity} of an image file in no storage pool, as volume_facts gives them.
+
+    header: the file's first bytes (512 are enough); size: its size in bytes;
+    stated: the format the task states (backing_format), None to read it from
+    the header - qcow2 by its magic, else raw. A stated raw wins over a qcow2
+    header (a raw disk whose guest wrote one); a stated qcow2 needs the magic.
+    """
+    found = 'qcow2' if header[:4] == QCOW2_MAGIC else None
+    if found is None:
+        for magic, name in _OTHER_MAGIC:
+            if header.startswith(magic):
+                found = name
+                break
+    fmt = stated or found or 'raw'
+    if fmt == 'qcow2':
+        if found != 'qcow2' or len(header) < 32:
+            raise InvalidInput('%s: %s is not a qcow2 image (no qcow2 header)' % (where, path))
+        capacity = struct.unpack('>Q', header[24:32])[0]
+    elif fmt == 'raw' and (stated or found is None):
+        if size is None:
+            raise InvalidInput('%s: %s is not a regular file; a raw base is an image file' % (where, path))
+        capacity = size
+    else:
+        raise InvalidInput('%s: %s is a %s image; an overlay is made on a raw or qcow2 base (qemu-img convert'
+                           ' it, or state backing_format: raw if it is a raw disk)' % (where, path, found))
+    return {'name': path.rsplit('/', 1)[-1], 'path': path, 'format': fmt, 'capacity': capacity}
 
 
 def volume_facts(xml):
@@ -131,18 +181,31 @@ def overlay_xml(name, size, base_path, base_format):
     return to_string(volume)
 
 
-def plan_new(pool, name, disk, base_xml, where):
+def plan_new(pool, name, disk, base_xml, where, base=None, base_facts=None):
     """The NewVolume for a missing volume of model disk `disk` (resolved: size in bytes, format).
 
     base_xml: the XML of the disk's base volume (base_of), None when it has none
-    or when the base does not exist (an error then).
+    or when the base does not exist (an error then). base: (pool, volume) of
+    a base given by path that a pool holds (base_xml is then that volume's).
+    base_facts: image_facts of a base file in no pool, instead of base_xml.
     """
-    base = base_of(disk, pool)
+    if base is None:
+        base = base_of(disk, pool)
     if base is None:
         return NewVolume(pool, name, volume_xml(name, disk['size'], disk['format']))
-    if base_xml is None:
+    if disk.get('clone_volume') and base[0] is None:
+        raise InvalidInput('%s: %s is in no storage pool, and libvirt copies only volumes of a pool: give it as'
+                           ' backing_volume (an overlay on it), or define a dir pool for its directory'
+                           % (where, base[1]))
+    if base_facts is not None:
+        facts = base_facts
+    elif base_xml is None:
         raise InvalidInput('%s: the base volume %s does not exist in pool %s' % (where, base[1], base[0]))
-    facts = volume_facts(base_xml)
+    else:
+        facts = volume_facts(base_xml)
+        if disk.get('backing_format'):
+            # Stated by the task: it wins over what libvirt made of the file.
+            facts['format'] = disk['backing_format']
     if facts['capacity'] is None:
         raise InvalidInput('%s: libvirt does not say the capacity of the base volume %s in pool %s'
                            % (where, base[1], base[0]))

@@ -12,6 +12,7 @@ is interpreted here (_domain.host, _domain.summary and _domain.compare do that).
 from __future__ import annotations
 
 import re
+import stat
 import time
 from urllib.parse import urlparse
 
@@ -228,6 +229,13 @@ class DomainClient:
         except self.libvirt.libvirtError:
             return False
         return True
+
+    def image_start(self, path, length):
+        """(first `length` bytes, size in bytes) of an image file on this machine (not through libvirt: a file
+        in no storage pool; only for a local libvirt, see path_exists)."""
+        found = self.hostfs.stat(path)
+        size = found.st_size if found is not None and stat.S_ISREG(found.st_mode) else None
+        return self.hostfs.read_bytes(path, default=b'', size=length), size
 
     def _pool(self, name):
         try:

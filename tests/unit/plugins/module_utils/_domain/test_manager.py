@@ -672,3 +672,38 @@ def test_a_seed_that_cannot_be_written_is_deleted_again(client, name):
     assert not recorder.changed and client.lookup(name) is None
     assert client.volume_xml('default-pool', '%s-cidata.iso' % name) is None
     assert SEED_USER_DATA in recorder.secrets
+
+
+def test_an_overlay_on_an_image_file_in_no_pool(client, name, tmp_path):
+    image = tmp_path / 'base.qcow2'
+    image.write_bytes(b'QFI\xfb\x00\x00\x00\x03' + b'\x00' * 16 + (2 * 1048576).to_bytes(8, 'big') + b'\x00' * 480)
+    disks = [{'pool': 'default-pool', 'volume': '%s.qcow2' % name, 'backing_volume': str(image)}]
+    params = dict(name=name, model={'disks': disks, 'networks': []})
+    predicted = run(client, check=True, **params)
+    assert client.called == []
+    first = run(client, **params)
+    expected = ['create volume %s.qcow2 in pool default-pool as a qcow2 overlay on %s' % (name, image),
+                'define domain %s' % name]
+    assert predicted['actions'] == first['actions'] == expected
+    volume = client.conn.storagePoolLookupByName('default-pool').storageVolLookupByName('%s.qcow2' % name)
+    assert '<path>%s</path>' % image in volume.XMLDesc(0)
+    assert "<format type='qcow2'/>" in volume.XMLDesc(0).split('<backingStore>')[1]
+    assert volume.info()[1] == 2 * 1048576
+    assert run(client, **params)['actions'] == []
+    run(client, name=name, state='absent', remove_storage=True)
+
+
+def test_a_base_path_in_a_pool_is_that_pool_s_volume(client, name, base):
+    disks = [{'pool': 'default-pool', 'volume': '%s.qcow2' % name, 'format': 'qcow2',
+              'clone_volume': '/default-pool/%s' % base}]
+    result = run(client, check=True, name=name, model={'disks': disks, 'networks': []})
+    assert result['actions'][0] == ('create volume %s.qcow2 in pool default-pool as a copy of volume %s in pool'
+                                    ' default-pool' % (name, base))
+
+
+@pytest.mark.parametrize('kind', ['backing_volume', 'clone_volume'])
+def test_a_base_path_that_does_not_exist_changes_nothing(client, name, tmp_path, kind):
+    disks = [{'pool': 'default-pool', 'volume': '%s.qcow2' % name, 'format': 'qcow2', kind: str(tmp_path / 'no.qcow2')}]
+    with pytest.raises(InvalidInput, match='the base image %s does not exist' % (tmp_path / 'no.qcow2')):
+        run(client, name=name, model={'disks': disks, 'networks': []})
+    assert client.called == [] and client.lookup(name) is None

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import struct
+
 import pytest
 
 from ansible_collections.phyllome.os.plugins.module_utils._common.errors import InvalidInput
@@ -174,3 +176,63 @@ def test_a_seed_with_the_same_content_is_left_alone_and_one_with_other_content_i
 def test_a_large_volume_is_no_seed_and_is_never_read():
     with pytest.raises(InvalidInput, match='is 20 GiB, not a cloud-init seed'):
         storage.plan_seed('images', 'vm.qcow2', b'', seed_volume_xml(20 * GIB), None, 'cloud_init')
+
+
+def qcow2_header(capacity):
+    return QCOW2_HEADER_START + b'\x00' * 16 + struct.pack('>Q', capacity) + b'\x00' * 480
+
+
+QCOW2_HEADER_START = b'QFI\xfb\x00\x00\x00\x03'
+
+
+def test_a_base_by_path_is_a_volume_of_its_pool_or_a_file():
+    assert storage.base_of(disk(backing_volume='/srv/images/base.qcow2'), 'images') == (None, '/srv/images/base.qcow2')
+    assert storage.base_of(disk(clone_volume='/srv/images/base.qcow2'), 'images') == (None, '/srv/images/base.qcow2')
+    assert storage.base_of(disk(backing_volume='base.qcow2'), 'images') == ('images', 'base.qcow2')
+
+
+def test_an_overlay_on_a_file_in_no_pool_states_the_format_its_header_shows():
+    facts = storage.image_facts('/srv/base.qcow2', qcow2_header(3 * GIB), 200 * 1024, None, 'disk vda')
+    assert facts == {'name': 'base.qcow2', 'path': '/srv/base.qcow2', 'format': 'qcow2', 'capacity': 3 * GIB}
+    request = disk(backing_volume='/srv/base.qcow2')
+    new = storage.plan_new('images', 'vm.qcow2', request, None, 'disk vda', base=(None, '/srv/base.qcow2'),
+                           base_facts=facts)
+    assert new.action() == 'create volume vm.qcow2 in pool images as a qcow2 overlay on /srv/base.qcow2'
+    volume = parse(new.xml)
+    assert text_of(volume, 'backingStore/path') == '/srv/base.qcow2'
+    assert volume.find('backingStore/format').get('type') == 'qcow2'
+    assert text_of(volume, 'capacity') == str(3 * GIB)
+    raw = storage.image_facts('/srv/base.raw', b'\x00' * 512, 2 * GIB, None, 'disk vda')
+    assert (raw['format'], raw['capacity']) == ('raw', 2 * GIB)
+
+
+def test_a_stated_format_wins_or_is_refused():
+    # A raw disk whose guest wrote a qcow2 header: raw, as stated.
+    raw = storage.image_facts('/srv/disk.raw', qcow2_header(GIB), 8 * GIB, 'raw', 'disk vda')
+    assert (raw['format'], raw['capacity']) == ('raw', 8 * GIB)
+    with pytest.raises(InvalidInput, match='is not a qcow2 image'):
+        storage.image_facts('/srv/disk.raw', b'\x00' * 512, GIB, 'qcow2', 'disk vda')
+    with pytest.raises(InvalidInput, match='is a vmdk image'):
+        storage.image_facts('/srv/disk.vmdk', b'KDMV' + b'\x00' * 508, GIB, None, 'disk vda')
+    with pytest.raises(InvalidInput, match='not a regular file'):
+        storage.image_facts('/dev/sdz', b'\x00' * 512, None, None, 'disk vda')
+    # libvirt's description of a pool volume gives way to a stated format too.
+    request = disk(backing_volume='base.qcow2', backing_format='raw')
+    new = storage.plan_new('images', 'vm.qcow2', request, base_xml(), 'disk vda')
+    assert parse(new.xml).find('backingStore/format').get('type') == 'raw'
+
+
+def test_a_copy_of_a_file_in_no_pool_is_refused():
+    request = disk(clone_volume='/srv/base.qcow2', format='qcow2')
+    with pytest.raises(InvalidInput, match='libvirt copies only volumes of a pool'):
+        storage.plan_new('images', 'vm.qcow2', request, None, 'disk vda', base=(None, '/srv/base.qcow2'))
+
+
+@pytest.mark.parametrize('options, message', [
+    ({'backing_volume': '/srv/base.qcow2', 'backing_pool': 'images'}, 'is a path, which needs no backing_pool'),
+    ({'clone_volume': '/srv/base.qcow2', 'clone_pool': 'images'}, 'is a path, which needs no clone_pool'),
+    ({'backing_format': 'raw', 'size': '1G'}, 'backing_format needs backing_volume'),
+])
+def test_path_option_errors(options, message):
+    with pytest.raises(InvalidInput, match=message):
+        disk(**options)
