@@ -282,7 +282,7 @@ options:
                 C(virt-install --disk backing_store=) takes it) - the volume of the pool that holds the file, or a
                 file in no storage pool (a base kept outside libvirt's pools)."
               - The base's format is O(model.disks[].backing_format) when given; else libvirt's description of the
-                volume, and for a file in no pool its first bytes (C(qcow2) by its header, else C(raw); other formats
+                volume, and for a file in no pool its first bytes (V(qcow2) by its header, else V(raw); other formats
                 are an error). A base whose format libvirt does not know is an error.
               - A path that does not exist is an error, before anything changes.
             type: str
