@@ -1,0 +1,80 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the phyllome.os collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters of the phyllome.os.guests role: what a host's guest list asks of the host before it is converged."""
+
+from __future__ import annotations
+
+# The controller may lack lxml: the items' XML is read with the standard
+# library; the hostdev reader only needs find() and get(), which both offer.
+from xml.etree import ElementTree
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.phyllome.os.plugins.module_utils._common.device_ids import normalize_pci_address
+from ansible_collections.phyllome.os.plugins.module_utils._common.errors import InvalidInput
+from ansible_collections.phyllome.os.plugins.module_utils._domain.devices import hostdev_source
+
+
+def _label(index, item):
+    name = item.get('name') if isinstance(item, dict) else None
+    return 'phyllome_guests[%d]%s' % (index, ' (%s)' % name if name else '')
+
+
+def _model_addresses(hostdevs, label):
+    for dev in hostdevs or []:
+        if not isinstance(dev, dict):
+            raise AnsibleFilterError('%s: model.hostdevs items are dicts, got %r' % (label, dev))
+        if (dev.get('type') or 'pci') == 'pci' and dev.get('address'):
+            yield dev['address']
+
+
+def _xml_addresses(text, label):
+    try:
+        root = ElementTree.fromstring(text)
+    except ElementTree.ParseError as exc:
+        raise AnsibleFilterError('%s: its xml is not well-formed: %s' % (label, exc))
+    for dev in root.findall('devices/hostdev'):
+        if dev.get('type') == 'pci':
+            address = hostdev_source(dev)['address']
+            if address:
+                yield address
+
+
+def guests_pci_devices(guests, defaults=None):
+    """The PCI addresses (0000:01:00.0, sorted, once each) of the host devices the guests that stay name.
+
+    An item's hostdevs are its model's (else the defaults' model's, as the
+    domains module merges them) or those of its xml; a guest whose state
+    (its own, else the defaults') is absent names none.
+    """
+    if not isinstance(guests, (list, tuple)):
+        raise AnsibleFilterError('guests_pci_devices expects a list of guests, got %s' % type(guests).__name__)
+    defaults = defaults or {}
+    default_model = defaults.get('model') or {}
+    found = set()
+    for index, item in enumerate(guests):
+        label = _label(index, item)
+        if not isinstance(item, dict):
+            raise AnsibleFilterError('%s: a guest is a dict, got %r' % (label, item))
+        if item.get('state', defaults.get('state')) == 'absent':
+            continue
+        if item.get('model') is not None:
+            model = item['model']
+            hostdevs = model['hostdevs'] if 'hostdevs' in model else default_model.get('hostdevs')
+            addresses = _model_addresses(hostdevs, label)
+        elif item.get('xml'):
+            addresses = _xml_addresses(item['xml'], label)
+        else:
+            continue
+        for address in addresses:
+            try:
+                found.add(normalize_pci_address(address))
+            except InvalidInput as exc:
+                raise AnsibleFilterError('%s: hostdev %s' % (label, exc))
+    return sorted(found)
+
+
+class FilterModule:
+    def filters(self):
+        return {'guests_pci_devices': guests_pci_devices}
