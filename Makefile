@@ -1,6 +1,6 @@
 # Task runner of the phyllome.os collection.
 #
-#   make run          install everything, converge a bare lab host into a Phyllome OS host, boot a VM on it
+#   make run          install everything, converge a bare lab host into a Phyllome OS host, boot the VMs its inventory declares
 #   make test         install everything, run every test: sanity, lint, units, docs, build, integration, lab
 #   make report       the readiness report (playbooks/host_report.yml) of INVENTORY (default: this machine)
 #   make lab-up | lab-down | lab-test   the lab's bare hosts (tests/lab/hosts.sh)
@@ -40,8 +40,8 @@ SANITY_FLAGS ?=
 
 test: sanity sanity-oldest lint units units-oldest docs-check build corpus-live isolation-check
 
-# The main job: converge a bare lab host into a Phyllome OS host and boot a
-# VM on it (tests/lab/run.sh; LAB_HOSTS=N for more hosts, SITE_ARGS for
+# The main job: converge a bare lab host into a Phyllome OS host and boot the
+# VMs of the lab inventory on it (tests/lab/run.sh; LAB_HOSTS=N for more hosts, SITE_ARGS for
 # site.yml). The hosts stay up until `make lab-down`.
 LAB_HOSTS ?= 1
 SITE_ARGS ?=

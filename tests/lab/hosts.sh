@@ -23,6 +23,15 @@
 # $LAB_DIR and stopped from those records, never by process name. The caches
 # (root file system, package repository) outlive `down`.
 #
+# Each headless host also gets the lab's guests in the inventory (the
+# phyllome.os.guests role of site.yml converges them; LAB_GUESTS=0 leaves
+# them out): the default Phyllome Linux VM (UEFI, TPM 2.0) and a tiny BIOS
+# guest whose disk is a qcow2 overlay on a base volume. Both boot the small
+# "acpi" test guest of tests/guests/ (kernel + busybox initramfs, direct
+# kernel boot), whose files `up` puts into the host's tree with the base
+# volume, as an image server would have; their serial consoles go to
+# /var/log/libvirt/qemu/NAME.serial.
+#
 # LAB_EDITION=desktop builds the repository with the desktop edition's
 # packages too (GNOME minimal, virt-manager: ~10x the headless download) and
 # writes an inventory converging that edition, with sshd kept on so that
@@ -38,6 +47,10 @@ LAB_CACHE=${LAB_CACHE:-$here/cache}
 LAB_PREFIX=${LAB_PREFIX:-phyllome-lab-$(printf '%s' "$LAB_DIR" | sha256sum | cut -c1-6)}
 LAB_HOSTS=${LAB_HOSTS:-1}
 LAB_EDITION=${LAB_EDITION:-headless}
+# The desktop edition converges the host alone: TCG guests would add to its ten minutes.
+LAB_GUESTS=${LAB_GUESTS:-$([ "$LAB_EDITION" = headless ] && echo 1 || echo 0)}
+GUEST_DIR=/var/lib/phyllome-lab
+BASE_VOLUME=phyllome-lab-base.qcow2
 SUITE=bookworm
 # What a bare host has: enough for systemd, SSH and Ansible (python3-apt is
 # what ansible.builtin.apt needs, also in check mode).
@@ -77,6 +90,64 @@ EOP
 }
 
 rootfs_dir() { echo "$LAB_CACHE/rootfs-$SUITE"; }
+
+# The small test guest's kernel and initramfs (tests/guests/, cached), as
+# the builder's JSON in $LAB_DIR/guest.json.
+build_guest() {
+  [ "$LAB_GUESTS" = 1 ] || return 0
+  "$repo_root/.venv/bin/python" "$repo_root/tests/guests/guests.py" build acpi >"$LAB_DIR/guest.json.tmp"
+  mv "$LAB_DIR/guest.json.tmp" "$LAB_DIR/guest.json"
+}
+
+guest_field() {
+  "$repo_root/.venv/bin/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["acpi"][sys.argv[2]])' \
+    "$LAB_DIR/guest.json" "$1"
+}
+
+# What the guests start from, in a host's tree: the kernel and initramfs, and
+# the base volume of the tiny guest's overlay in the directory of the pool
+# "default" (libvirt lists it once the role has started the pool).
+install_guest_files() {
+  local root=$1
+  [ "$LAB_GUESTS" = 1 ] || return 0
+  install -d -m 0755 "$root$GUEST_DIR" "$root/var/lib/libvirt" "$root/var/lib/libvirt/images"
+  install -m 0644 "$(guest_field kernel)" "$root$GUEST_DIR/vmlinuz"
+  install -m 0644 "$(guest_field initrd)" "$root$GUEST_DIR/initrd.img"
+  qemu-img create -q -f qcow2 "$root/var/lib/libvirt/images/$BASE_VOLUME" 64M
+  chmod 0644 "$root/var/lib/libvirt/images/$BASE_VOLUME"
+}
+
+# The lab's guests, as a host's phyllome_guests (host_vars) and the
+# defaults they share (group_vars).
+write_guests() {
+  local name=$1 cmdline
+  cmdline=$(guest_field cmdline)
+  cat <<EOI
+          phyllome_guests:
+            - name: phyllome-lab-vm
+              model:
+                memory: 256
+                extra_xml:
+                  - >-
+                    <os><kernel>$GUEST_DIR/vmlinuz</kernel><initrd>$GUEST_DIR/initrd.img</initrd>
+                    <cmdline>$cmdline</cmdline></os>
+                  - <serial type='file'><source path='/var/log/libvirt/qemu/phyllome-lab-vm.serial'/><target port='0'/></serial>
+            - name: phyllome-lab-tiny
+              model:
+                memory: 192
+                firmware: bios
+                tpm: false
+                networks: []
+                disks:
+                  - volume: phyllome-lab-tiny.qcow2
+                    backing_volume: $BASE_VOLUME
+                extra_xml:
+                  - >-
+                    <os><kernel>$GUEST_DIR/vmlinuz</kernel><initrd>$GUEST_DIR/initrd.img</initrd>
+                    <cmdline>$cmdline</cmdline></os>
+                  - <serial type='file'><source path='/var/log/libvirt/qemu/phyllome-lab-tiny.serial'/><target port='0'/></serial>
+EOI
+}
 
 build_rootfs() {
   local dest tmp mirror
@@ -186,6 +257,7 @@ start_host() {
   printf 'ListenAddress 127.0.0.1\nPasswordAuthentication no\n' >"$root/etc/ssh/sshd_config.d/phyllome-lab.conf"
   install -m 0600 "$LAB_DIR/id_ed25519.pub" "$root/root/.ssh/authorized_keys"
   chmod 0700 "$root/root/.ssh"
+  install_guest_files "$root"
 
   # Only a namespace of our own: another one of that name belongs to
   # something else, which must not be touched.
@@ -263,6 +335,7 @@ write_inventory() {
       echo "          ansible_ssh_common_args: >-"
       echo "            -o ProxyCommand=\"ip netns exec $(netns_of "$name") socat - TCP:127.0.0.1:22\""
       echo "            -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
+      if [ "$LAB_GUESTS" = 1 ]; then write_guests "$name"; fi
     done
     echo "      vars:"
     echo "        ansible_user: root"
@@ -277,6 +350,16 @@ write_inventory() {
     echo "          cgroup_controllers: []"
     echo "          vnc_listen: 127.0.0.1"
     echo "          spice_listen: 127.0.0.1"
+    if [ "$LAB_GUESTS" = 1 ]; then
+      echo "        # What the lab's guests share: small, headless, autostarted."
+      echo "        phyllome_guests_defaults:"
+      echo "          autostart: true"
+      echo "          model:"
+      echo "            os: linux"
+      echo "            vcpus: 1"
+      echo "            graphics:"
+      echo "              type: none"
+    fi
     if [ "$LAB_EDITION" != headless ]; then
       echo "        phyllome_host_edition: $LAB_EDITION"
       echo "        # The desktop edition turns sshd off unless asked: the lab reaches"
@@ -294,6 +377,7 @@ up() {
   mkdir -p "$LAB_DIR/hosts"
   build_rootfs
   repo=$(build_repo)
+  build_guest
   [ -f "$LAB_DIR/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C phyllome-lab -f "$LAB_DIR/id_ed25519"
   mapfile -t names < <(host_names "$n")
   for name in "${names[@]}"; do

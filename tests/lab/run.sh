@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # The main job (`./dev run`): converge bare hosts into Phyllome OS hosts and
-# boot a VM on each, on this machine, from nothing.
+# boot their VMs, on this machine, from nothing.
 #
 #   1. the lab's bare Debian host(s): systemd-nspawn, each in a network
-#      namespace of its own, air-gapped, fed from a local package repository
-#   2. the kernel and initramfs of a small test guest (tests/guests/)
-#   3. playbooks/site.yml: the phyllome.os.host role on every host
-#   4. the default Phyllome Linux VM (UEFI, TPM 2.0) defined and started on
-#      each host with phyllome.os.domain; its serial console says it booted
-#   5. the report of each host (playbooks/report.yml): readiness checks, IOMMU
+#      namespace of its own, air-gapped, fed from a local package repository,
+#      with the kernel and initramfs of a small test guest (tests/guests/)
+#      and a base volume; the inventory declares two guests per host
+#   2. playbooks/site.yml: the phyllome.os.host role, then the
+#      phyllome.os.guests role, which defines and starts the inventory's
+#      guests in one phyllome.os.domains task: the default Phyllome Linux VM
+#      (UEFI, TPM 2.0) and a tiny BIOS guest on a qcow2 overlay
+#   3. tests/lab/guests_booted.yml: their serial consoles say they booted
+#   4. the report of each host (playbooks/report.yml): readiness checks, IOMMU
 #      groups, domains with their addresses; an HTML page per host and an
 #      index, in $REPORT_DIR (default .build/lab/report), paths printed
 #
@@ -36,26 +39,13 @@ run_step() {
   step_seconds+=("$(awk -v s="$start" -v e="$end" 'BEGIN{printf "%.1f", e-s}')")
 }
 
-guest_json=$(mktemp)
-trap 'rm -f "$guest_json"' EXIT
-
-build_guest() {
-  python tests/guests/guests.py build acpi >"$guest_json"
-  python -c 'import json,sys; g=json.load(open(sys.argv[1]))["acpi"]; print("guest kernel %s (%s)" % (g["kernel_version"], "built" if g["built"] else "cached"))' "$guest_json"
-}
-
-boot_vm() {
-  local extra
-  extra=$(python -c 'import json,sys; print(json.dumps({"lab_guest": json.load(open(sys.argv[1]))["acpi"]}))' "$guest_json")
-  ansible-playbook -i "$inventory" tests/lab/boot_vm.yml -e "$extra"
-}
-
 run_step "lab: bare host(s) (LAB_HOSTS=${LAB_HOSTS:-1})" tests/lab/hosts.sh up
 inventory=$(tests/lab/hosts.sh inventory)
-run_step "test guest: kernel and initramfs" build_guest
 # shellcheck disable=SC2086 # extra arguments are words
-run_step "converge: playbooks/site.yml" ansible-playbook -i "$inventory" playbooks/site.yml $SITE_ARGS
-run_step "VM: the default Phyllome Linux VM (UEFI + TPM) boots on each host" boot_vm
+run_step "converge: playbooks/site.yml (host role, then the inventory's guests)" \
+  ansible-playbook -i "$inventory" playbooks/site.yml $SITE_ARGS
+run_step "VMs: the default Phyllome Linux VM (UEFI + TPM) and the tiny overlay guest booted on each host" \
+  ansible-playbook -i "$inventory" tests/lab/guests_booted.yml
 # shellcheck disable=SC2086
 run_step "report: playbooks/report.yml" ansible-playbook -i "$inventory" playbooks/report.yml \
   -e "phyllome_report_dir=$REPORT_DIR" $RUN_ARGS

@@ -2,10 +2,12 @@
 inventory, extra vars, no terminal):
 
 bare host -> check mode changes nothing -> bad input refused before any change
--> converge -> second converge changed=0 -> check mode changed=0 -> a host
-whose libvirt is out of reach fails saying why -> a UEFI + TPM VM boots
-inside the converged host -> the report's pages show it (rendered
-in headless Chromium) -> teardown leaves nothing.
+-> converge (the host role, then the guests role: the two guests of the lab
+inventory, a UEFI + TPM VM and a tiny one on a qcow2 overlay) -> the guests
+booted -> the report's pages show them (rendered in headless Chromium) ->
+second converge changed=0 -> check mode changed=0 -> a host whose libvirt is
+out of reach fails saying why -> guests the inventory no longer declares are
+removed -> teardown leaves nothing.
 
 Run with `make lab-test` (root: it boots systemd-nspawn hosts in network
 namespaces of their own; tests/lab/hosts.sh).
@@ -26,9 +28,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 HOSTS = os.path.join(HERE, 'hosts.sh')
 SITE = os.path.join(ROOT, 'playbooks', 'site.yml')
-BOOT_VM = os.path.join(HERE, 'boot_vm.yml')
+GUESTS_BOOTED = os.path.join(HERE, 'guests_booted.yml')
 REPORT = os.path.join(ROOT, 'playbooks', 'report.yml')
 HOST = 'lab1'
+# the guests of the lab inventory (tests/lab/hosts.sh)
+VM, TINY = 'phyllome-lab-vm', 'phyllome-lab-tiny'
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason='the lab needs root')
 
@@ -120,6 +124,9 @@ def test_check_mode_on_a_bare_host_runs_to_the_end_and_changes_nothing(lab):
     assert job.changed() > 0, 'check mode on a bare host predicts no change'
     skipped = job.fact('phyllome_host_skipped')
     assert any('check mode' in s['reason'] for s in skipped), skipped
+    # no libvirt yet: the guests role says why it skips the guests
+    skipped = job.fact('phyllome_guests_skipped')
+    assert [s['setting'] for s in skipped] == ['guests'] and 'not installed yet' in skipped[0]['reason'], skipped
     assert etc_fingerprint() == before
 
 
@@ -160,6 +167,24 @@ def test_converge_a_bare_host(lab):
         'cgroup_controllers = []' in on_host('grep ^cgroup_controllers /etc/libvirt/qemu.conf')
     assert on_host('passwd -S root').split()[1] == 'L'
     assert on_host('nft list chain inet phyllome_filter input').count('policy drop') == 1
+    # then the guests role: the inventory's two guests, in one phyllome.os.domains task
+    guests = [r for r in job.results() if r.get('task_action') == 'phyllome.os.domains']
+    assert len(guests) == 1, [r['task'] for r in guests]
+    summary = job.fact('phyllome_guests_summary')
+    assert summary['created'] == [VM, TINY] and summary['restart_required'] == [], summary
+    assert sorted(on_host('virsh -q list --autostart --name').split()) == sorted([VM, TINY])
+
+
+def test_the_guests_booted_and_the_report_shows_them(lab):
+    job = lab(GUESTS_BOOTED, ident='guests-booted')
+    assert job.status == 'successful', job.stdout()
+    domains = {d['name']: d for d in [r['res'] for r in job.results() if r['task'] == 'Read the domains libvirt runs'][0]['domains']}
+    vm, tiny = domains[VM], domains[TINY]
+    assert (vm['state'], vm['firmware'], vm['tpm']['model'], vm['domain_type']) == ('running', 'efi', 'tpm-crb', 'qemu')
+    assert os.path.basename(vm['interfaces'][0]['source']) == 'default'
+    assert (tiny['state'], tiny['firmware'], tiny['tpm'], tiny['interfaces']) == ('running', 'bios', None, [])
+    assert [(d['pool'], d['volume'], d['format']) for d in tiny['disks']] == [('default', TINY + '.qcow2', 'qcow2')], tiny['disks']
+    check_report_pages(lab, [VM, TINY])
 
 
 def test_second_converge_changes_nothing(lab):
@@ -167,6 +192,7 @@ def test_second_converge_changes_nothing(lab):
     job = lab(SITE, ident='converge-2')
     assert job.status == 'successful', job.stdout()
     assert job.changed_tasks() == []
+    assert job.fact('phyllome_guests_summary')['unchanged'] == [VM, TINY]
     assert etc_fingerprint() == before
 
 
@@ -188,26 +214,22 @@ def test_a_host_that_cannot_run_vms_fails_saying_why(lab):
     assert job.changed_tasks() == []
 
 
-def test_a_uefi_tpm_vm_boots_on_the_converged_host(lab):
-    guest = json.loads(sh(sys.executable, os.path.join(ROOT, 'tests', 'guests', 'guests.py'), 'build', 'acpi').stdout)
-    job = lab(BOOT_VM, extravars={'lab_guest': guest['acpi']}, ident='vm')
+def test_guests_the_inventory_no_longer_declares_are_removed(lab):
+    """An empty guest list with phyllome_guests_undeclared=remove (force: they run): both go, with their nvram,
+    TPM state and the overlay the role created; the base volume stays."""
+    job = lab(SITE, extravars={'phyllome_guests': [], 'phyllome_guests_undeclared': 'remove',
+                               'phyllome_guests_defaults': {'force': True, 'shutdown_timeout': 30, 'remove_storage': True}},
+              ident='guests-removed')
     assert job.status == 'successful', job.stdout()
-    info = [r['res'] for r in job.results() if r['task'] == 'Read the domain libvirt runs'][0]['domains'][0]
-    assert (info['state'], info['firmware'], info['tpm']['model'], info['domain_type']) == \
-        ('running', 'efi', 'tpm-crb', 'qemu')
-    assert os.path.basename(info['interfaces'][0]['source']) == 'default'
-    check_report_pages(lab, info['name'])
-    again = lab(BOOT_VM, extravars={'lab_guest': guest['acpi']}, ident='vm-again')
-    assert again.status == 'successful' and again.changed_tasks() == [], again.changed_tasks()
-    gone = lab(BOOT_VM, extravars={'lab_guest': guest['acpi'], 'lab_vm_state': 'absent'}, ident='vm-absent')
-    assert gone.status == 'successful', gone.stdout()
+    assert sorted(job.fact('phyllome_guests_summary')['removed']) == sorted([VM, TINY])
     assert on_host('virsh -q list --all --name').split() == []
     assert on_host('ls /var/lib/libvirt/qemu/nvram/ /var/lib/libvirt/swtpm/ 2>/dev/null').split() == [
         '/var/lib/libvirt/qemu/nvram/:', '/var/lib/libvirt/swtpm/:']
+    assert on_host('ls /var/lib/libvirt/images/').split() == ['phyllome-lab-base.qcow2']
 
 
-def check_report_pages(lab, vm):
-    """playbooks/report.yml on the lab host while its VM runs: the pages, as headless Chromium shows them."""
+def check_report_pages(lab, vms):
+    """playbooks/report.yml on the lab host while its VMs run: the pages, as headless Chromium shows them."""
     sys.path.insert(0, os.path.join(ROOT, 'tests', 'report'))
     import render  # pylint: disable=import-outside-toplevel
     with tempfile.TemporaryDirectory(prefix='phyllome-lab-report-') as pages:
@@ -225,8 +247,8 @@ def check_report_pages(lab, vm):
         verdict = [r['res'] for r in probes if r['task_action'] == 'phyllome.os.host_info'][0]['verdict']
         assert text.startswith('%s %s ' % (HOST, verdict)), text[:200]
         # the domain's row: name (type, machine, size), state, firmware, TPM, disks, NICs
-        for expected in ('kvm_device', 'libvirt', 'IOMMU groups (iommu_info)', vm, ' MiB running efi',
-                         'tpm-crb 2.0 (emulator)', 'network default'):
+        for expected in ['kvm_device', 'libvirt', 'IOMMU groups (iommu_info)', ' MiB, autostart running efi', ' MiB, autostart running bios',
+                         'tpm-crb 2.0 (emulator)', 'network default'] + vms:
             assert expected in text, (expected, text)
         assert '%s %s' % (HOST, verdict) in index['text'], index['text']
         if os.environ.get('PHYLLOME_REPORT_SCREENSHOT'):
