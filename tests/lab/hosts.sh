@@ -26,7 +26,8 @@
 # Each headless host also gets the lab's guests in the inventory (the
 # phyllome.os.guests role of site.yml converges them; LAB_GUESTS=0 leaves
 # them out): the default Phyllome Linux VM (UEFI, TPM 2.0) and a tiny BIOS
-# guest whose disk is a qcow2 overlay on a base volume. Both boot the small
+# guest whose disk is a qcow2 overlay on a base volume, with a cloud-init
+# NoCloud seed. Both boot the small
 # "acpi" test guest of tests/guests/ (kernel + busybox initramfs, direct
 # kernel boot), whose files `up` puts into the host's tree with the base
 # volume, as an image server would have; their serial consoles go to
@@ -141,6 +142,13 @@ write_guests() {
                 disks:
                   - volume: phyllome-lab-tiny.qcow2
                     backing_volume: $BASE_VOLUME
+                # what a cloud image would read at boot (the busybox guest does not)
+                cloud_init:
+                  meta_data:
+                    instance-id: phyllome-lab-tiny-1
+                  user_data: |
+                    #cloud-config
+                    hostname: phyllome-lab-tiny
                 extra_xml:
                   - >-
                     <os><kernel>$GUEST_DIR/vmlinuz</kernel><initrd>$GUEST_DIR/initrd.img</initrd>

@@ -3,7 +3,8 @@ inventory, extra vars, no terminal):
 
 bare host -> check mode changes nothing -> bad input refused before any change
 -> converge (the host role, then the guests role: the two guests of the lab
-inventory, a UEFI + TPM VM and a tiny one on a qcow2 overlay) -> the guests
+inventory, a UEFI + TPM VM and a tiny one on a qcow2 overlay with a cloud-init
+seed) -> the guests
 booted -> the report's pages show them (rendered in headless Chromium) ->
 second converge changed=0 -> check mode changed=0 -> a host whose libvirt is
 out of reach fails saying why -> guests the inventory no longer declares are
@@ -183,7 +184,9 @@ def test_the_guests_booted_and_the_report_shows_them(lab):
     assert (vm['state'], vm['firmware'], vm['tpm']['model'], vm['domain_type']) == ('running', 'efi', 'tpm-crb', 'qemu')
     assert os.path.basename(vm['interfaces'][0]['source']) == 'default'
     assert (tiny['state'], tiny['firmware'], tiny['tpm'], tiny['interfaces']) == ('running', 'bios', None, [])
-    assert [(d['pool'], d['volume'], d['format']) for d in tiny['disks']] == [('default', TINY + '.qcow2', 'qcow2')], tiny['disks']
+    # its overlay, and the cloud-init seed the role's domains task wrote
+    assert [(d['device'], d['pool'], d['volume']) for d in tiny['disks']] == [
+        ('disk', 'default', TINY + '.qcow2'), ('cdrom', 'default', TINY + '-cidata.iso')], tiny['disks']
     check_report_pages(lab, [VM, TINY])
 
 
@@ -216,7 +219,7 @@ def test_a_host_that_cannot_run_vms_fails_saying_why(lab):
 
 def test_guests_the_inventory_no_longer_declares_are_removed(lab):
     """An empty guest list with phyllome_guests_undeclared=remove (force: they run): both go, with their nvram,
-    TPM state and the overlay the role created; the base volume stays."""
+    TPM state, and the overlay and seed the role created (remove_storage); the base volume stays."""
     job = lab(SITE, extravars={'phyllome_guests': [], 'phyllome_guests_undeclared': 'remove',
                                'phyllome_guests_defaults': {'force': True, 'shutdown_timeout': 30, 'remove_storage': True}},
               ident='guests-removed')
