@@ -15,7 +15,6 @@ namespaces of their own; tests/lab/hosts.sh).
 """
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
