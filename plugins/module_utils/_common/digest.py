@@ -1,0 +1,81 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the phyllome.os collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A checksum of a byte stream's content that holes do not change and that costs nothing for them.
+
+A sparse stream hands out data segments and holes (runs of zeros that are
+not sent). Two copies of one image can split the same content differently
+(a run of zeros sent as data on one side, a hole on the other), so the
+digest is over fixed blocks: the SHA-256 of (block index, block) for every
+block that is not all zeros, plus the total length. Equal content gives
+equal digests however it was cut; a hole of gigabytes costs one addition.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+
+BLOCK = 64 * 1024
+_ZEROS = bytes(BLOCK)
+
+
+class ContentDigest:
+    """Feed data() and hole() in stream order; hexdigest() at the end.
+
+    Invariant: `length` counts every byte fed; the bytes of the current,
+    unfinished block wait in `_pending` (so length - len(_pending) is a
+    multiple of BLOCK).
+    """
+
+    def __init__(self):
+        self._hash = hashlib.sha256()
+        self._pending = bytearray()
+        self.length = 0
+
+    def data(self, chunk):
+        view = memoryview(chunk)
+        if self._pending:
+            view = view[self._fill(view):]
+        whole = len(view) - len(view) % BLOCK
+        for pos in range(0, whole, BLOCK):
+            self._hash_block(self.length + pos, view[pos:pos + BLOCK])
+        self.length += whole
+        self._pending += view[whole:]
+        self.length += len(view) - whole
+
+    def hole(self, length):
+        """`length` bytes of zeros."""
+        if self._pending:
+            take = min(BLOCK - len(self._pending), length)
+            self._fill(memoryview(bytes(take)))
+            length -= take
+        # Whole zero blocks are skipped; a tail of zeros starts the next block.
+        whole = length - length % BLOCK
+        self.length += whole
+        self._pending += bytes(length - whole)
+        self.length += length - whole
+
+    def hexdigest(self):
+        final = self._hash.copy()
+        if self._pending and any(self._pending):
+            final.update(struct.pack('>Q', (self.length - len(self._pending)) // BLOCK))
+            final.update(self._pending)
+        final.update(struct.pack('>Q', self.length))
+        return final.hexdigest()
+
+    def _fill(self, view):
+        """Complete the pending block from `view`; the number of bytes taken."""
+        take = view[:BLOCK - len(self._pending)]
+        self._pending += take
+        self.length += len(take)
+        if len(self._pending) == BLOCK:
+            self._hash_block(self.length - BLOCK, memoryview(bytes(self._pending)))
+            self._pending = bytearray()
+        return len(take)
+
+    def _hash_block(self, offset, block):
+        if block == _ZEROS:
+            return
+        self._hash.update(struct.pack('>Q', offset // BLOCK))
+        self._hash.update(block)

@@ -1,0 +1,178 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the phyllome.os collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The libvirt calls of a cold migration that domain_client does not make: volume streams and transient pools.
+
+A volume is copied from one libvirt to another through a download stream on
+the source connection pumped into an upload stream on the target one, in
+chunks of libvirt's stream packet size: memory stays constant whatever the
+image size. Both streams are sparse (VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM /
+UPLOAD_SPARSE_STREAM, libvirt 3.4): a hole is sent as its length and stays a
+hole on the target. Files that are no volume (the UEFI varstore, the swtpm
+state) are reached the same way through a transient directory pool over
+their directory, made on the same connections (see docs/decisions/migration.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from xml.sax.saxutils import escape
+
+from ansible_collections.phyllome.os.plugins.module_utils._common.digest import ContentDigest
+from ansible_collections.phyllome.os.plugins.module_utils._common.errors import LibvirtFailure
+
+# By value: virStorageVolDownloadFlags / virStorageVolUploadFlags SPARSE_STREAM,
+# virStreamRecvFlagsValues STOP_AT_HOLE, virStoragePoolCreateFlags WITH_BUILD.
+SPARSE_STREAM = 1
+RECV_STOP_AT_HOLE = 1
+POOL_CREATE_WITH_BUILD = 1
+# libvirt's largest stream packet payload (VIR_NET_MESSAGE_LEGACY_PAYLOAD_MAX).
+CHUNK = 256 * 1024
+# libvirtd's return of recvFlags at a hole.
+_AT_HOLE = -3
+
+
+def transient_pool_name(directory):
+    """A stable name for the transient pool over `directory` (the same on both hosts)."""
+    return 'phyllome-migrate-%s' % hashlib.sha256(directory.encode('utf-8')).hexdigest()[:12]
+
+
+def dir_pool_xml(name, directory, permissions=None):
+    """XML of a dir pool over `directory`; permissions: {owner, group, mode} its build gives the directory."""
+    perms = ''
+    if permissions:
+        perms = '<permissions>%s</permissions>' % ''.join(
+            '<%s>%s</%s>' % (key, escape(str(permissions[key])), key)
+            for key in ('mode', 'owner', 'group') if permissions.get(key) is not None)
+    return "<pool type='dir'><name>%s</name><target><path>%s</path>%s</target></pool>" % (
+        escape(name), escape(directory), perms)
+
+
+def start_transient_pool(client, name, xml, build=False):
+    """Start a transient pool (gone once destroyed; its files stay); build creates its directory."""
+    client._call('cannot open a transient storage pool over %s' % name, client.conn.storagePoolCreateXML, xml,
+                 POOL_CREATE_WITH_BUILD if build else 0)
+
+
+def directory_missing(exc):
+    """Whether a pool failed to start because its directory does not exist."""
+    return 'No such file or directory' in str(exc)
+
+
+def stop_transient_pool(client, name):
+    """Destroy a transient pool (its files stay); one already gone is fine."""
+    try:
+        pool = client.conn.storagePoolLookupByName(name)
+    except client.libvirt.libvirtError:
+        return
+    client._call('cannot stop storage pool %s' % name, pool.destroy)
+
+
+def pool_volume_xmls(client, pool_name):
+    """{volume name: volume XML} of a pool, refreshed first (files put there behind libvirt's back)."""
+    pool = client._pool(pool_name)
+    client._call('cannot refresh storage pool %s' % pool_name, pool.refresh, 0)
+    volumes = client._call('cannot list the volumes of pool %s' % pool_name, pool.listAllVolumes, 0)
+    return dict((vol.name(), client._call('cannot read volume %s' % vol.name(), vol.XMLDesc, 0)) for vol in volumes)
+
+
+def network_names(client):
+    """Names of the networks libvirt knows (defined or transient)."""
+    return sorted(net.name() for net in client._call('cannot list networks', client.conn.listAllNetworks, 0))
+
+
+class CopyResult:
+    """What a stream carried: data bytes sent, bytes left as holes, seconds, the content digest."""
+
+    def __init__(self, data_bytes, hole_bytes, seconds, digest):
+        self.data_bytes = data_bytes
+        self.hole_bytes = hole_bytes
+        self.seconds = seconds
+        self.digest = digest
+
+
+def copy_volume(source, source_pool, source_volume, target, target_pool, target_volume, clock=time.monotonic):
+    """Stream a volume's bytes from `source` into an existing volume on `target` (overwritten from offset 0).
+
+    source, target: DomainClient. Returns a CopyResult; a failure aborts both
+    streams and raises LibvirtFailure naming the volume.
+    """
+    what = 'copy of volume %s (pool %s) to pool %s' % (source_volume, source_pool, target_pool)
+    started = clock()
+    download = source._call(what, source.conn.newStream, 0)
+    upload = target._call(what, target.conn.newStream, 0)
+    digest = ContentDigest()
+    data = holes = 0
+    try:
+        svol = source._volume(source_pool, source_volume)
+        tvol = target._volume(target_pool, target_volume)
+        svol.download(download, 0, 0, SPARSE_STREAM)
+        tvol.upload(upload, 0, 0, SPARSE_STREAM)
+        while True:
+            got = download.recvFlags(CHUNK, RECV_STOP_AT_HOLE)
+            if got == _AT_HOLE:
+                length = download.recvHole(0)
+                upload.sendHole(length, 0)
+                digest.hole(length)
+                holes += length
+                continue
+            if isinstance(got, int):
+                raise LibvirtFailure('%s: the download stream returned %d' % (what, got))
+            if not got:
+                break
+            _send_all(upload, got)
+            digest.data(got)
+            data += len(got)
+        download.finish()
+        upload.finish()
+    except source.libvirt.libvirtError as exc:
+        _abort(download, upload)
+        raise LibvirtFailure('%s failed after %d bytes: %s' % (what, data + holes, exc))
+    except BaseException:
+        _abort(download, upload)
+        raise
+    return CopyResult(data, holes, clock() - started, digest.hexdigest())
+
+
+def volume_digest(client, pool_name, volume):
+    """The ContentDigest of a volume's bytes, read through a sparse download stream."""
+    what = 'checksum of volume %s in pool %s' % (volume, pool_name)
+    stream = client._call(what, client.conn.newStream, 0)
+    digest = ContentDigest()
+    try:
+        vol = client._volume(pool_name, volume)
+        vol.download(stream, 0, 0, SPARSE_STREAM)
+        while True:
+            got = stream.recvFlags(CHUNK, RECV_STOP_AT_HOLE)
+            if got == _AT_HOLE:
+                digest.hole(stream.recvHole(0))
+                continue
+            if isinstance(got, int):
+                raise LibvirtFailure('%s: the download stream returned %d' % (what, got))
+            if not got:
+                break
+            digest.data(got)
+        stream.finish()
+    except client.libvirt.libvirtError as exc:
+        _abort(stream)
+        raise LibvirtFailure('%s: %s' % (what, exc), uri=client.uri)
+    return digest.hexdigest()
+
+
+def _send_all(stream, data):
+    # A blocking stream may take part of the buffer; the rest goes next.
+    while data:
+        sent = stream.send(data)
+        if sent < 0:
+            raise LibvirtFailure('the upload stream refused data (%d)' % sent)
+        data = data[sent:]
+
+
+def _abort(*streams):
+    for stream in streams:
+        try:
+            stream.abort()
+        except Exception:  # pylint: disable=broad-except
+            # The stream may be broken already: the original error is the one to report.
+            pass

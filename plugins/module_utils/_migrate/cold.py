@@ -1,0 +1,366 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the phyllome.os collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The flow of phyllome.os.migrate: read both hosts, plan, then move the domain, undoing everything on a failure.
+
+Order (docs/decisions/migration.md): shut the source down; define the domain
+on the target (autostart off) so that undefining it there removes what the
+copy left (varstore, TPM state); create and fill the target's volumes
+through streams; copy the varstore and the TPM state through transient
+directory pools; verify the copies' checksums by reading them back from the
+target; autostart and start there; only then undefine the source and delete
+its volumes (or, with keep_source, turn its autostart off). A failure before
+the source is touched undoes the target's side in reverse and restarts the
+source if it ran; the error names the step.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import time
+
+from ansible_collections.phyllome.os.plugins.module_utils._common.errors import (
+    HostStateError, InvalidInput, LibvirtFailure, NotFound, PhyllomeError)
+from ansible_collections.phyllome.os.plugins.module_utils._domain.host import host_context, pool_directory, volume_xml
+from ansible_collections.phyllome.os.plugins.module_utils._domain.xml import parse, parse_domain, sub, to_string
+from ansible_collections.phyllome.os.plugins.module_utils._libvirt import migration as streams
+from ansible_collections.phyllome.os.plugins.module_utils._libvirt.capabilities import parse_capabilities
+from ansible_collections.phyllome.os.plugins.module_utils._migrate.plan import (
+    TargetFacts, copy_action, create_volume_action, plan_cold, pool_permissions, source_volume)
+
+
+def argument_spec():
+    return {
+        'name': {'type': 'str', 'required': True},
+        'source_uri': {'type': 'str', 'default': 'qemu:///system'},
+        'target_uri': {'type': 'str', 'required': True},
+        'mode': {'type': 'str', 'default': 'cold', 'choices': ['cold', 'live']},
+        'shutdown_timeout': {'type': 'int', 'default': 120},
+        'force': {'type': 'bool', 'default': False},
+        'storage_map': {'type': 'dict', 'default': {}},
+        'network_map': {'type': 'dict', 'default': {}},
+        'keep_source': {'type': 'bool', 'default': False},
+        'start': {'type': 'bool'},
+        'verify': {'type': 'bool', 'default': True},
+    }
+
+
+def run(params, recorder, connect):
+    """Open both connections, migrate, close them; the module's result."""
+    if params['mode'] != 'cold':
+        raise InvalidInput('mode=live is not implemented yet; use mode=cold')
+    if params['shutdown_timeout'] < 0:
+        raise InvalidInput('shutdown_timeout must be 0 or more seconds')
+    if params['source_uri'] == params['target_uri']:
+        raise InvalidInput('source_uri and target_uri are the same (%s)' % params['source_uri'])
+    source = connect(params['source_uri'])
+    try:
+        target = connect(params['target_uri'])
+        try:
+            return Migration(source, target, params, recorder).run()
+        finally:
+            target.close()
+    finally:
+        source.close()
+
+
+def target_facts(target, domain, disks, storage_map):
+    """TargetFacts of the target for the domain (element) whose disks' source volumes are `disks`."""
+    pools = dict(pool_directory(xml) for xml in target.pool_xmls())
+    os_type = domain.find('os/type')
+    arch = os_type.get('arch') if os_type is not None else None
+    machine = os_type.get('machine') if os_type is not None else None
+    caps = parse_capabilities(target.capabilities(), arch=arch, machine=machine)
+    context = refusal = None
+    loaders = ()
+    try:
+        domcaps = target.domain_capabilities(caps['arch'], machine, domain.get('type'))
+    except LibvirtFailure as exc:
+        refusal = exc.msg
+    else:
+        if domcaps is None:
+            refusal = 'its libvirt driver has no domain capabilities'
+        else:
+            context = host_context(domcaps, caps['arch'])
+            loaders = [v.text.strip() for v in parse(domcaps, 'domain capabilities').findall('os/loader/value')
+                       if v.text]
+    existing = []
+    for facts in disks.values():
+        pool = storage_map.get(facts['pool'], facts['pool'])
+        if pool in pools and target.volume_xml(pool, facts['name']) is not None:
+            existing.append((pool, facts['name']))
+    return TargetFacts(pools, streams.network_names(target), machine_offered=caps['machine_offered'] or not machine,
+                       context=context, refusal=refusal, loaders=loaders, volumes=existing)
+
+
+class Migration:
+    """One cold migration: its reads, plan, steps and undo list."""
+
+    def __init__(self, source, target, params, recorder, clock=time.monotonic):
+        self.source = source
+        self.target = target
+        self.params = params
+        self.recorder = recorder
+        self.clock = clock
+        self.name = params['name']
+        self.undo = []  # (index, description, func, args), in the order done
+        self.copies = []
+        self.step = None
+        self.pools = []  # (index, client, name, where) of the transient pools opened
+        self.started = None
+
+    def result(self, state, plan=None, **extra):
+        result = {'name': self.name, 'mode': 'cold', 'state': state,
+                  'source_uri': self.params['source_uri'], 'target_uri': self.params['target_uri'],
+                  'plan': plan.as_result() if plan is not None else None, 'copied': self.copies,
+                  'diff': {'before': 'domain %s on %s\n' % (self.name, self.params['source_uri']),
+                           'after': 'domain %s on %s\n' % (self.name, self.params['target_uri'])}}
+        data = sum(c['bytes'] for c in self.copies)
+        seconds = sum(c['seconds'] for c in self.copies)
+        result.update(bytes_copied=data, copy_seconds=round(seconds, 3),
+                      mb_per_s=round(data / seconds / 1e6, 1) if seconds > 0 else None)
+        result.update(extra)
+        return result
+
+    def run(self):
+        src_dom = self.source.lookup(self.name)
+        if src_dom is None:
+            if self.target.lookup(self.name) is not None:
+                result = self.result('migrated')
+                result['diff'] = {'before': '', 'after': ''}
+                return result
+            raise NotFound('domain %s is defined neither on %s nor on %s'
+                           % (self.name, self.params['source_uri'], self.params['target_uri']))
+        uuid = self.source.uuid(src_dom)
+        on_target = self.target.lookup_uuid(uuid) or self.target.lookup(self.name)
+        if on_target is not None:
+            return self._both_defined(src_dom, uuid, on_target)
+        xml = self.source.inactive_xml(src_dom)
+        domain = parse_domain(xml, 'the stored definition of %s' % self.name)
+        disks = {}
+        for dev in domain.findall('devices/disk/source'):
+            path = dev.get('file')
+            found = self.source.volume_at_path(path) if path else None
+            if found is not None:
+                facts = source_volume(found[2])
+                facts['pool'] = found[0]
+                disks[path] = facts
+        storage_map, network_map = self.params['storage_map'], self.params['network_map']
+        plan = plan_cold(xml, disks, target_facts(self.target, domain, disks, storage_map), storage_map, network_map)
+        was_active = self.source.is_active(src_dom)
+        start = self.params['start'] if self.params['start'] is not None else was_active
+        self.started = self.clock()
+        try:
+            self._move(plan, src_dom, was_active, start)
+        except PhyllomeError as exc:
+            self._roll_back()
+            raise type(exc)('migration of %s failed at step "%s": %s; rolled back: the source is intact%s, the target'
+                            ' holds nothing of it' % (self.name, self.step, exc.msg,
+                                                       ' and running again' if was_active else ''))
+        self._finish_source(plan, src_dom)
+        return self.result('migrated', plan, started=start, seconds=round(self.clock() - self.started, 3))
+
+    def _both_defined(self, src_dom, uuid, on_target):
+        if self.target.uuid(on_target) != uuid:
+            raise HostStateError('another domain named %s (uuid %s) is defined on %s; nothing was changed'
+                                 % (self.name, self.target.uuid(on_target), self.params['target_uri']))
+        if self.params['keep_source'] and not self.source.is_active(src_dom) and not self.source.autostart(src_dom):
+            result = self.result('migrated')
+            result['diff'] = {'before': '', 'after': ''}
+            return result
+        raise HostStateError('domain %s (uuid %s) is defined on both %s and %s; nothing was changed: remove the copy'
+                             ' that is not wanted (or set keep_source: true if the source copy is kept on purpose)'
+                             % (self.name, uuid, self.params['source_uri'], self.params['target_uri']))
+
+    # --- the steps ------------------------------------------------------------
+
+    def _do(self, step, description, func, *args, undo=None):
+        """Record and (outside check mode) perform one step; undo: (description, func, args) after a failure."""
+        self.step = step
+        index = self.recorder.mark()
+        value = self.recorder.apply(description, func, *args)
+        if undo is not None:
+            self.undo.append((index, undo[0], undo[1], undo[2]))
+        return value
+
+    def _move(self, plan, src_dom, was_active, start):
+        check = self.recorder.check_mode
+        src_uri, tgt_uri = self.params['source_uri'], self.params['target_uri']
+        timeout = self.params['shutdown_timeout']
+        if was_active:
+            first = self.recorder.mark()
+            stopped = self._do('shutdown', 'shut down domain %s on %s (ACPI, up to %d s)' % (self.name, src_uri, timeout),
+                               self.source.shutdown, src_dom, timeout)
+            if not check and not stopped:
+                if not self.params['force']:
+                    self.recorder.undo(first, 'domain %s ignored the power button and still runs' % self.name)
+                    raise HostStateError('it did not shut down within %d s (force: true powers it off)' % timeout)
+                self._do('shutdown', 'power off domain %s on %s (it did not shut down in %d s)'
+                         % (self.name, src_uri, timeout), self.source.destroy, src_dom)
+            # Undone last: the source runs again once the target holds nothing.
+            self.undo.append((list(range(first, self.recorder.mark())),
+                              'start domain %s again on %s' % (self.name, src_uri), self._restart_source, (src_dom,)))
+        tgt_dom = self._do('define', 'define domain %s (uuid %s) on %s' % (self.name, plan.uuid, tgt_uri),
+                           self.target.define, plan.xml)
+        if not check:
+            self.undo.append((self.recorder.mark() - 1, 'undefine domain %s on %s' % (self.name, tgt_uri),
+                              self.target.undefine, (tgt_dom,)))
+        for disk in plan.disks:
+            self._copy_volume(disk['source_pool'], disk['volume'], disk['target_pool'], disk['volume'],
+                              disk['physical'], disk['permissions'], disk['source_path'], disk['target_path'],
+                              disk['allocation'])
+        if plan.nvram:
+            self._copy_directory_files('the UEFI varstore %s' % plan.nvram, posixpath.dirname(plan.nvram),
+                                       [posixpath.basename(plan.nvram)])
+        if plan.tpm_dir:
+            self._copy_directory_files('the TPM state in %s' % plan.tpm_dir, plan.tpm_dir, None)
+        if not check and self.params['verify']:
+            self._verify()
+        if self.source.autostart(src_dom):
+            self._do('autostart', 'turn autostart of domain %s on on %s' % (self.name, tgt_uri),
+                     self.target.set_autostart, tgt_dom, True)
+        if start:
+            self._do('start', 'start domain %s on %s' % (self.name, tgt_uri), self.target.start, tgt_dom,
+                     undo=('power off domain %s on %s' % (self.name, tgt_uri), self.target.destroy, (tgt_dom,)))
+        self._close_pools()
+
+    def _copy_volume(self, src_pool, src_name, tgt_pool, tgt_name, size, permissions, src_path, tgt_path,
+                     allocation):
+        # Created raw at the source file's size: the stream then writes the file's own bytes (a qcow2 header
+        # included); libvirt probes its format again when the upload ends.
+        xml = _volume_xml(tgt_name, size, permissions)
+        created = self.recorder.mark()
+        self._do('copy', create_volume_action(tgt_name, tgt_pool, size), self.target.create_volume, tgt_pool, xml)
+        # Deleting the volume undoes its creation and the copy into it (the next step).
+        self.undo.append(([created, created + 1], 'delete volume %s in pool %s on %s'
+                          % (tgt_name, tgt_pool, self.params['target_uri']), self.target.delete_volume,
+                          (tgt_pool, tgt_name)))
+        copied = self._do('copy', copy_action(src_path, tgt_path, allocation), streams.copy_volume,
+                          self.source, src_pool, src_name, self.target, tgt_pool, tgt_name, self.clock)
+        if copied is not None:
+            self.copies.append({'source': src_path, 'target': tgt_path, 'bytes': copied.data_bytes,
+                                'holes': copied.hole_bytes, 'seconds': round(copied.seconds, 3),
+                                'mb_per_s': round(copied.data_bytes / copied.seconds / 1e6, 1) if copied.seconds else None,
+                                'sha256': copied.digest, '_where': (tgt_pool, tgt_name)})
+
+    def _copy_directory_files(self, what, directory, names):
+        """Copy files of `directory` (those named, or every regular file) that are no volume, through transient pools."""
+        description = 'copy %s' % what
+        self.step = description
+        # One step in check mode; the real run adds the pools and volumes it finds.
+        self.recorder.apply(description, _nothing)
+        if self.recorder.check_mode:
+            return
+        src_pool = self._open_pool(self.source, directory, build=False)
+        if src_pool is None:
+            # Never created on the source (the domain never started): the target makes it at first start.
+            self.recorder.actions.append('%s: absent on the source, the target creates it at first start' % what)
+            return
+        volumes = streams.pool_volume_xmls(self.source, src_pool)
+        wanted = []
+        for vol_name, vol_xml in sorted(volumes.items()):
+            facts = source_volume(vol_xml)
+            if (names is None or vol_name in names) and parse(vol_xml, 'volume XML').get('type') in (None, 'file'):
+                wanted.append((vol_name, facts))
+        if not wanted:
+            self.recorder.actions.append('%s: absent on the source, the target creates it at first start' % what)
+            return
+        perms = pool_permissions(self._pool_xml(self.source, src_pool))
+        tgt_pool = self._open_pool(self.target, directory, build=True, permissions=perms)
+        for vol_name, facts in wanted:
+            path = posixpath.join(directory, vol_name)
+            self._copy_volume(src_pool, vol_name, tgt_pool, vol_name, facts['physical'] or facts['capacity'] or 0,
+                              facts['permissions'], path, path, facts['allocation'])
+
+    def _pool_xml(self, client, name):
+        return client._call('cannot read storage pool %s' % name, client._pool(name).XMLDesc, 0)
+
+    def _open_pool(self, client, directory, build, permissions=None):
+        """The pool over `directory` on `client`: an existing one, or a transient one opened now (None if absent)."""
+        for xml in client.pool_xmls():
+            name, path = pool_directory(xml)
+            if path == posixpath.normpath(directory):
+                return name
+        name = streams.transient_pool_name(directory)
+        xml = streams.dir_pool_xml(name, directory, permissions)
+        where = 'the source' if client is self.source else 'the target'
+        index = self.recorder.mark()
+        try:
+            self.recorder.apply('open transient storage pool %s over %s on %s' % (name, directory, where),
+                                streams.start_transient_pool, client, name, xml, False)
+        except LibvirtFailure as exc:
+            if not streams.directory_missing(exc):
+                raise
+            self.recorder.failed_unchanged(index)
+            self.recorder.actions.pop()
+            if not build:
+                return None
+            self.recorder.apply('open transient storage pool %s over %s on %s (creating the directory)'
+                                % (name, directory, where), streams.start_transient_pool, client, name, xml, True)
+        self.pools.append((index, client, name, where))
+        return name
+
+    def _close_pools(self):
+        for index, client, name, where in reversed(self.pools):
+            self.recorder.undo(index, 'close transient storage pool %s on %s (its files stay)' % (name, where),
+                               streams.stop_transient_pool, client, name)
+        self.pools = []
+
+    def _verify(self):
+        self.step = 'verify'
+        for copy in self.copies:
+            pool, volume = copy['_where']
+            found = streams.volume_digest(self.target, pool, volume)
+            if found != copy['sha256']:
+                raise HostStateError('the copy %s differs from the source (sha256 of its content %s, expected %s)'
+                                     % (copy['target'], found, copy['sha256']))
+        for copy in self.copies:
+            copy['verified'] = True
+
+    def _roll_back(self):
+        for index, description, func, args in reversed(self.undo):
+            self.recorder.undo(index, description, func, *args)
+        self.undo = []
+        self._close_pools()
+        for copy in self.copies:
+            copy.pop('_where', None)
+
+    def _restart_source(self, src_dom):
+        if not self.source.is_active(src_dom):
+            self.source.start(src_dom)
+
+    def _finish_source(self, plan, src_dom):
+        """After the target holds the verified domain: remove the source's copy, or keep it stopped."""
+        for copy in self.copies:
+            copy.pop('_where', None)
+        src_uri = self.params['source_uri']
+        try:
+            if self.params['keep_source']:
+                if self.source.autostart(src_dom):
+                    self._do('source', 'turn autostart of domain %s off on %s (kept, stopped)' % (self.name, src_uri),
+                             self.source.set_autostart, src_dom, False)
+                return
+            self._do('source', 'undefine domain %s on %s (with its varstore and TPM state)' % (self.name, src_uri),
+                     self.source.undefine, src_dom)
+            for disk in plan.disks:
+                self._do('source', 'delete volume %s in pool %s on %s' % (disk['volume'], disk['source_pool'], src_uri),
+                         self.source.delete_volume, disk['source_pool'], disk['volume'])
+        except PhyllomeError as exc:
+            raise type(exc)('%s now runs from %s, but removing it from %s failed: %s' % (
+                self.name, self.params['target_uri'], src_uri, exc.msg))
+
+
+def _volume_xml(name, size, permissions):
+    xml = volume_xml(name, size, 'raw')
+    if not permissions:
+        return xml
+    volume = parse(xml, 'storage volume XML')
+    perms = sub(volume.find('target'), 'permissions')
+    for key in ('mode', 'owner', 'group'):
+        if permissions.get(key) is not None:
+            sub(perms, key, text=permissions[key])
+    return to_string(volume)
+
+
+def _nothing():
+    """The umbrella step of a state copy: its parts are steps of their own."""

@@ -1,0 +1,262 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the phyllome.os collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: migrate
+short_description: Move a libvirt domain to another host, without shared storage, never losing it
+version_added: 0.1.0
+description:
+  - Moves the domain O(name) from the libvirt of O(source_uri) to the libvirt of O(target_uri). The module runs
+    where it can reach both (the controller with C(qemu+ssh://) URIs, or the source host with C(qemu:///system)
+    and a C(qemu+ssh://) target); everything goes through the two libvirt connections, no other daemon, no shared
+    storage and no SSH between the hosts.
+  - O(mode=cold), in this order. Every check first, before any change; the domain cannot move when it has a host
+    device (PCI, USB, mdev, SCSI C(hostdev), named in the error), a disk that is no file in a storage pool of the
+    source (a block device, a network disk, an overlay on a backing file), a disk whose pool does not exist on the
+    target and is not in O(storage_map), a C(network) interface whose network does not exist on the target and is
+    not in O(network_map), or when the target lacks its machine type, UEFI firmware (Secure Boot firmware when it
+    uses it) or TPM emulation (swtpm), as the target's domain capabilities say. Nothing is changed then.
+  - Then a running domain is shut down (the ACPI power button, up to O(shutdown_timeout) seconds; when it does not
+    stop, the task fails and the domain keeps running, unless O(force) powers it off). The domain is defined on the
+    target with the same uuid, MAC addresses and XML, the disk paths rewritten to the target pools' directories,
+    networks renamed by O(network_map), autostart off. Every disk volume is created in its target pool and filled
+    through libvirt volume streams (download on the source, upload on the target), chunk by chunk in constant
+    memory; sparse streams keep holes as holes. The UEFI varstore (C(nvram)) and the swtpm TPM state are copied the
+    same way, through transient directory pools opened over their directories on both hosts and destroyed at the
+    end (the files stay). Each copy is read back from the target and its content checksum compared with the
+    source's (O(verify)). Then autostart is set as on the source, and the domain starts on the target when
+    O(start) says so.
+  - Only then is the domain undefined on the source, with its varstore and TPM state, and its disk volumes
+    deleted; with O(keep_source=true) it stays defined there, stopped, with autostart off, so that two hosts never
+    run it at once.
+  - A failure before the source is touched undoes the target's side in reverse (the domain undefined, with what
+    was copied of its varstore and TPM state; the volumes deleted) and starts the source domain again if it ran; the
+    error names the step. RV(actions) lists every step and every undo.
+  - Idempotent. A domain that the source no longer has and the target has is V(ok). With O(keep_source=true), a
+    domain defined on both with the same uuid, stopped and without autostart on the source, is V(ok). Defined on
+    both otherwise, the task fails without changing anything (which copy to keep is the user's choice).
+  - Check mode returns the plan (RV(plan)) and the steps, and changes nothing. It lists the varstore and the TPM
+    state as one step each; the real run adds the transient pools and volumes it uses for them.
+  - O(mode=live) is not implemented yet (the task fails, changing nothing).
+options:
+  name:
+    description:
+      - The domain's name on the source.
+    type: str
+    required: true
+  source_uri:
+    description:
+      - libvirt connection URI of the source host, e.g. C(qemu:///system) on the source itself or
+        C(qemu+ssh://root@host1/system) from the controller.
+    type: str
+    default: qemu:///system
+  target_uri:
+    description:
+      - libvirt connection URI of the target host, e.g. C(qemu+ssh://root@host2/system).
+    type: str
+    required: true
+  mode:
+    description:
+      - V(cold) shuts the domain down and copies it; V(live) (libvirt live migration with storage copy) is not
+        implemented yet.
+    type: str
+    choices: [cold, live]
+    default: cold
+  shutdown_timeout:
+    description:
+      - Seconds to wait for a running domain to shut down after the ACPI power button.
+    type: int
+    default: 120
+  force:
+    description:
+      - Power a running domain off when it has not shut down after O(shutdown_timeout) seconds. Without it the task
+        fails then, the domain still running and nothing else changed.
+    type: bool
+    default: false
+  storage_map:
+    description:
+      - Source pool name to target pool name, for disks whose pool does not exist on the target under the same
+        name. The volume keeps its name; its path becomes the target pool's directory plus that name.
+    type: dict
+    default: {}
+  network_map:
+    description:
+      - Source network name to target network name, for C(network) interfaces whose network does not exist on the
+        target under the same name.
+    type: dict
+    default: {}
+  keep_source:
+    description:
+      - Keep the domain, its volumes, varstore and TPM state on the source, stopped and with autostart off.
+    type: bool
+    default: false
+  start:
+    description:
+      - Start the domain on the target. By default it starts when it was running on the source.
+    type: bool
+  verify:
+    description:
+      - Read every copy back from the target and compare its content checksum with the one of the bytes that left
+        the source, before the source is touched. Costs one more read of the data on the target (holes are free).
+    type: bool
+    default: true
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+    details: The diff names the host that holds the domain before and after.
+  platform:
+    platforms: posix
+requirements:
+  - libvirt-python (the C(python3-libvirt) package on Fedora and Debian) and lxml (C(python3-lxml)) where the
+    module runs
+  - libvirt 3.4 or later on both hosts (sparse volume streams)
+notes:
+  - Disks must be files that a storage pool of the source lists (any C(dir), C(fs) or C(netfs) pool; define one
+    over a directory of images with M(phyllome.os.storage_pool)). Target pools must be directory-backed.
+  - The TPM state is read from C(/var/lib/libvirt/swtpm/<uuid>/), where a system libvirtd keeps it.
+  - Copied files take the owner and mode they had on the source (numeric ids); libvirt sets the owner QEMU and
+    swtpm need when the domain starts.
+seealso:
+  - module: phyllome.os.domain
+  - module: phyllome.os.storage_pool
+  - name: libvirt storage volume streams (virStorageVolDownload, virStorageVolUpload)
+    description: The API the copies go through.
+    link: https://libvirt.org/html/libvirt-libvirt-storage.html#virStorageVolDownload
+author:
+  - phyllome.os contributors
+'''
+
+EXAMPLES = r'''
+- name: Move vm1 from host1 to host2, with the controller reaching both
+  phyllome.os.migrate:
+    name: vm1
+    source_uri: qemu+ssh://root@host1/system
+    target_uri: qemu+ssh://root@host2/system
+    shutdown_timeout: 300
+  delegate_to: localhost
+
+- name: Move it into another pool and network, keeping a stopped copy on the source
+  phyllome.os.migrate:
+    name: vm1
+    target_uri: qemu+ssh://root@host2/system
+    storage_map:
+      default: images
+    network_map:
+      default: lan
+    keep_source: true
+    start: true
+
+- name: What would move, and how many bytes (check mode)
+  phyllome.os.migrate:
+    name: vm1
+    target_uri: qemu+ssh://root@host2/system
+  check_mode: true
+  register: plan
+'''
+
+RETURN = r'''
+state:
+  description: V(migrated) once the target holds the domain (at once when it already did).
+  returned: success
+  type: str
+  sample: migrated
+plan:
+  description: What moves and where; null when there was nothing to do.
+  returned: success
+  type: dict
+  contains:
+    disks:
+      description: One per disk, with C(target) (the guest's device name), C(source_pool), C(source_path),
+        C(target_pool), C(target_path), C(volume), C(format), C(capacity), C(allocation) (bytes the image takes
+        on the source) and C(physical) (the file's size), sizes in bytes.
+      type: list
+      elements: dict
+    nvram:
+      description: The UEFI varstore's path (the same on both hosts), or null.
+      type: str
+    tpm_state_dir:
+      description: The directory of the swtpm state (the same on both hosts), or null.
+      type: str
+    networks:
+      description: One per C(network) interface, with C(mac), C(source_network) and C(target_network).
+      type: list
+      elements: dict
+    bytes_to_copy:
+      description: The disks' allocation on the source, in bytes (holes are not sent).
+      type: int
+  sample:
+    disks:
+      - target: vda
+        source_pool: default
+        source_path: /var/lib/libvirt/images/vm1.qcow2
+        target_pool: default
+        target_path: /var/lib/libvirt/images/vm1.qcow2
+        volume: vm1.qcow2
+        format: qcow2
+        capacity: 21474836480
+        allocation: 2147483648
+        physical: 2148007936
+    nvram: /var/lib/libvirt/qemu/nvram/vm1_VARS.fd
+    tpm_state_dir: /var/lib/libvirt/swtpm/6f1c1e4e-8a0e-4c8e-9d43-2b8e0f6c2a51/tpm2
+    networks:
+      - mac: '52:54:00:12:34:56'
+        source_network: default
+        target_network: default
+    bytes_to_copy: 2147483648
+copied:
+  description: One per file copied, with C(source), C(target), C(bytes) (data sent), C(holes) (bytes left as
+    holes), C(seconds), C(mb_per_s), C(sha256) (of the content; see docs/decisions/migration.md) and C(verified).
+  returned: success
+  type: list
+  elements: dict
+bytes_copied:
+  description: Data bytes sent over the link, all copies together.
+  returned: success
+  type: int
+copy_seconds:
+  description: Seconds spent streaming, all copies together.
+  returned: success
+  type: float
+mb_per_s:
+  description: bytes_copied / copy_seconds, in MB/s (10^6 bytes); null when nothing was copied.
+  returned: success
+  type: float
+seconds:
+  description: Seconds from the first change to the domain defined (and started) on the target.
+  returned: when the domain moved
+  type: float
+started:
+  description: Whether the domain was started on the target.
+  returned: when the domain moved
+  type: bool
+actions:
+  description: The steps taken (or, in check mode, that would be), and every undo after a failure.
+  returned: always
+  type: list
+  elements: str
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.phyllome.os.plugins.module_utils._common.actions import ActionRecorder
+from ansible_collections.phyllome.os.plugins.module_utils._common.module_glue import run_and_exit
+from ansible_collections.phyllome.os.plugins.module_utils._libvirt.domain_client import DomainClient
+from ansible_collections.phyllome.os.plugins.module_utils._migrate.cold import argument_spec, run
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    recorder = ActionRecorder(check_mode=module.check_mode)
+    run_and_exit(module, recorder, run, module.params, recorder, DomainClient.connect)
+
+
+if __name__ == '__main__':
+    main()
