@@ -223,8 +223,27 @@ in_private_ns() {
   done
 }
 
+# those of PIDS still in the private mount namespace
+still_in_private_ns() {
+  local ns p
+  [ -r "$ROOT/mntns" ] || return 0
+  ns=$(cat "$ROOT/mntns")
+  for p in $1; do
+    if [ "$(readlink "/proc/$p/ns/mnt" 2>/dev/null)" = "$ns" ]; then
+      echo "$p"
+    fi
+  done
+}
+
 down() {
-  local name pid left
+  local name pid left ours=
+  # The namespace's processes are listed while libvirtd still holds it: once
+  # everything in it has ended, the kernel gives its inode number to the next
+  # new namespace (a lab container's service, say), and a match found then
+  # would name processes that are not ours. Only those listed now are ended.
+  if pid_of "$SYS/run/libvirtd.pid" libvirtd >/dev/null; then
+    ours=$(in_private_ns)
+  fi
   if sys_answers; then
     for name in $(virsh -c "$SYS_URI" list --name 2>/dev/null); do
       virsh -c "$SYS_URI" destroy "$name" >/dev/null 2>&1 || say "could not destroy domain $name"
@@ -246,15 +265,15 @@ down() {
   stop_pidfile "$SES/run/libvirt/virtlogd.pid" virtlogd
   # processes of the private daemon that outlived it (a guest whose destroy
   # failed, a dnsmasq of a network, swtpm): by pid, found by namespace
-  left=$(in_private_ns)
+  left=$(still_in_private_ns "$ours")
   if [ -n "$left" ]; then
     say "ending what is left in the private mount namespace: $(echo "$left" | tr '\n' ' ')"
     for pid in $left; do kill -TERM "$pid" 2>/dev/null || true; done
     sleep 2
-    for pid in $(in_private_ns); do kill -KILL "$pid" 2>/dev/null || true; done
+    for pid in $(still_in_private_ns "$left"); do kill -KILL "$pid" 2>/dev/null || true; done
     sleep 0.5
   fi
-  left=$(in_private_ns)
+  left=$(still_in_private_ns "$left")
   if [ -n "$left" ]; then
     say "still running in the private namespace: $left; keeping $ROOT"
     return 1

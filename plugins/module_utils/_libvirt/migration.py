@@ -77,6 +77,12 @@ def pool_volume_xmls(client, pool_name):
     return dict((vol.name(), client._call('cannot read volume %s' % vol.name(), vol.XMLDesc, 0)) for vol in volumes)
 
 
+def pool_available(client, pool_name):
+    """Free bytes of a pool (virStoragePoolGetInfo's available), None when libvirt does not say."""
+    info = client._call('cannot read storage pool %s' % pool_name, client._pool(pool_name).info)
+    return info[3] if info and len(info) > 3 else None
+
+
 def network_names(client):
     """Names of the networks libvirt knows (defined or transient)."""
     return sorted(net.name() for net in client._call('cannot list networks', client.conn.listAllNetworks, 0))

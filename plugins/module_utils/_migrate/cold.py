@@ -85,12 +85,16 @@ def target_facts(target, domain, disks, storage_map):
             loaders = [v.text.strip() for v in parse(domcaps, 'domain capabilities').findall('os/loader/value')
                        if v.text]
     existing = []
+    available = {}
     for facts in disks.values():
         pool = storage_map.get(facts['pool'], facts['pool'])
-        if pool in pools and target.volume_xml(pool, facts['name']) is not None:
-            existing.append((pool, facts['name']))
+        if pool in pools:
+            if target.volume_xml(pool, facts['name']) is not None:
+                existing.append((pool, facts['name']))
+            if pool not in available:
+                available[pool] = streams.pool_available(target, pool)
     return TargetFacts(pools, streams.network_names(target), machine_offered=caps['machine_offered'] or not machine,
-                       context=context, refusal=refusal, loaders=loaders, volumes=existing)
+                       context=context, refusal=refusal, loaders=loaders, volumes=existing, available=available)
 
 
 class Migration:
@@ -108,6 +112,7 @@ class Migration:
         self.step = None
         self.pools = []  # (index, client, name, where) of the transient pools opened
         self.started = None
+        self.undefined = []  # indexes of the actions that undefining the target's domain undoes
 
     def result(self, state, plan=None, **extra):
         result = {'name': self.name, 'mode': 'cold', 'state': state,
@@ -174,11 +179,19 @@ class Migration:
 
     # --- the steps ------------------------------------------------------------
 
-    def _do(self, step, description, func, *args, undo=None):
-        """Record and (outside check mode) perform one step; undo: (description, func, args) after a failure."""
+    def _do(self, step, description, func, *args, undo=None, atomic=False):
+        """Record and (outside check mode) perform one step; undo: (description, func, args) after a failure.
+
+        atomic: the call changes nothing when it fails (a libvirt define, start, volume creation).
+        """
         self.step = step
         index = self.recorder.mark()
-        value = self.recorder.apply(description, func, *args)
+        try:
+            value = self.recorder.apply(description, func, *args)
+        except PhyllomeError:
+            if atomic:
+                self.recorder.failed_unchanged(index)
+            raise
         if undo is not None:
             self.undo.append((index, undo[0], undo[1], undo[2]))
         return value
@@ -200,11 +213,13 @@ class Migration:
             # Undone last: the source runs again once the target holds nothing.
             self.undo.append((list(range(first, self.recorder.mark())),
                               'start domain %s again on %s' % (self.name, src_uri), self._restart_source, (src_dom,)))
+        defined = self.recorder.mark()
         tgt_dom = self._do('define', 'define domain %s (uuid %s) on %s' % (self.name, plan.uuid, tgt_uri),
-                           self.target.define, plan.xml)
-        if not check:
-            self.undo.append((self.recorder.mark() - 1, 'undefine domain %s on %s' % (self.name, tgt_uri),
-                              self.target.undefine, (tgt_dom,)))
+                           self.target.define, plan.xml, atomic=True)
+        # Undefining it (with its varstore and TPM state) also undoes the copies of those (see _copy_state).
+        self.undefined = [defined]
+        self.undo.append((self.undefined, 'undefine domain %s on %s' % (self.name, tgt_uri), self.target.undefine,
+                          (tgt_dom,)))
         for disk in plan.disks:
             self._copy_volume(disk['source_pool'], disk['volume'], disk['target_pool'], disk['volume'],
                               disk['physical'], disk['permissions'], disk['source_path'], disk['target_path'],
@@ -218,9 +233,9 @@ class Migration:
             self._verify()
         if self.source.autostart(src_dom):
             self._do('autostart', 'turn autostart of domain %s on on %s' % (self.name, tgt_uri),
-                     self.target.set_autostart, tgt_dom, True)
+                     self.target.set_autostart, tgt_dom, True, atomic=True)
         if start:
-            self._do('start', 'start domain %s on %s' % (self.name, tgt_uri), self.target.start, tgt_dom,
+            self._do('start', 'start domain %s on %s' % (self.name, tgt_uri), self.target.start, tgt_dom, atomic=True,
                      undo=('power off domain %s on %s' % (self.name, tgt_uri), self.target.destroy, (tgt_dom,)))
         self._close_pools()
 
@@ -230,7 +245,8 @@ class Migration:
         # included); libvirt probes its format again when the upload ends.
         xml = _volume_xml(tgt_name, size, permissions)
         created = self.recorder.mark()
-        self._do('copy', create_volume_action(tgt_name, tgt_pool, size), self.target.create_volume, tgt_pool, xml)
+        self._do('copy', create_volume_action(tgt_name, tgt_pool, size), self.target.create_volume, tgt_pool, xml,
+                 atomic=True)
         # Deleting the volume undoes its creation and the copy into it (the next step).
         self.undo.append(([created, created + 1], 'delete volume %s in pool %s on %s'
                           % (tgt_name, tgt_pool, self.params['target_uri']), self.target.delete_volume,
@@ -248,6 +264,7 @@ class Migration:
         description = 'copy %s' % what
         self.step = description
         # One step in check mode; the real run adds the pools and volumes it finds.
+        self.undefined.append(self.recorder.mark())
         self.recorder.apply(description, _nothing)
         if self.recorder.check_mode:
             return

@@ -37,11 +37,14 @@ class TargetFacts:
     the plan would create; networks: names; machine_offered: whether the
     domain's machine type is listed; context: the HostContext of the target's
     domain capabilities for the domain's arch, machine and type, None when
-    they refuse (refusal says why); loaders: the firmware paths they list.
+    they refuse (refusal says why); loaders: the firmware paths they list;
+    available: {pool: free bytes} of the pools the plan writes to.
     """
 
-    def __init__(self, pools, networks, machine_offered=True, context=None, refusal=None, loaders=(), volumes=()):
+    def __init__(self, pools, networks, machine_offered=True, context=None, refusal=None, loaders=(), volumes=(),
+                 available=None):
         self.pools = pools
+        self.available = available or {}
         self.networks = set(networks)
         self.machine_offered = machine_offered
         self.context = context
@@ -89,7 +92,7 @@ class ColdPlan:
     @property
     def bytes_to_copy(self):
         """Bytes the disks occupy on the source (what crosses the link; holes do not)."""
-        return sum(min(d['allocation'] or 0, d['physical'] or d['allocation'] or 0) for d in self.disks)
+        return sum(_written(d) for d in self.disks)
 
     def as_result(self):
         """The plan for the module's result (no XML: the stored one may hold secrets)."""
@@ -124,6 +127,7 @@ def plan_cold(domain_xml, source_volumes, target, storage_map=None, network_map=
         disk = _disk_plan(dev, source_volumes, target, storage_map, problems, missing_maps)
         if disk is not None:
             disks.append(disk)
+    problems.extend(_space_refusals(disks, target))
     interfaces = []
     for nic in domain.findall('devices/interface'):
         if nic.get('type') != 'network':
@@ -209,6 +213,21 @@ def _disk_plan(dev, source_volumes, target, storage_map, problems, missing_maps)
             'permissions': facts.get('permissions')}
 
 
+def _written(disk):
+    """Bytes a disk's copy takes on the target: its data (holes stay holes), at most the file's size."""
+    return min(disk['allocation'] or 0, disk['physical'] or disk['allocation'] or 0)
+
+
+def _space_refusals(disks, target):
+    needed = {}
+    for disk in disks:
+        needed[disk['target_pool']] = needed.get(disk['target_pool'], 0) + _written(disk)
+    return ['pool %s of the target has %s free, the disks need %s' % (pool, format_bytes(target.available[pool]),
+                                                                        format_bytes(size))
+            for pool, size in sorted(needed.items())
+            if target.available.get(pool) is not None and size > target.available[pool]]
+
+
 def _target_dev(dev):
     elem = dev.find('target')
     return elem.get('dev') if elem is not None else None
@@ -225,7 +244,7 @@ def _target_refusals(domain, target):
     ctx = target.context
     os_elem = domain.find('os')
     loader = os_elem.find('loader') if os_elem is not None else None
-    if _is_efi(domain) and 'efi' not in ctx.firmware:
+    if _is_efi(domain) and ctx.firmware is not None and 'efi' not in ctx.firmware:
         refusals.append('the target has no UEFI firmware')
     if loader is not None and loader.text and target.loaders and loader.text.strip() not in target.loaders:
         refusals.append('the target has no firmware %s' % loader.text.strip())
@@ -235,7 +254,7 @@ def _target_refusals(domain, target):
         refusals.append('the target has no Secure Boot firmware')
     for tpm in domain.findall('devices/tpm'):
         backend = tpm.find('backend')
-        if backend is not None and backend.get('type') == 'emulator' and not ctx.tpm_emulator:
+        if backend is not None and backend.get('type') == 'emulator' and ctx.tpm_emulator is False:
             refusals.append('the target has no TPM emulator (swtpm)')
     return refusals
 

@@ -1,0 +1,79 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the phyllome.os collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The content digest of sparse streams: equal content, equal digest, however the stream was cut."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+import pytest
+
+from ansible_collections.phyllome.os.plugins.module_utils._common.digest import BLOCK, ContentDigest
+
+
+def digest_of(parts):
+    digest = ContentDigest()
+    for kind, value in parts:
+        if kind == 'data':
+            digest.data(value)
+        else:
+            digest.hole(value)
+    return digest.hexdigest(), digest.length
+
+
+def content(seed, size=5 * BLOCK + 123):
+    rnd = random.Random(seed)
+    data = bytearray(size)
+    for start in range(0, size, 3 * BLOCK // 2):  # data islands between runs of zeros
+        island = rnd.randrange(1, BLOCK)
+        data[start:start + island] = bytes(rnd.getrandbits(8) for _ in range(min(island, size - start)))
+    return bytes(data)
+
+
+def cuts(data, seed):
+    """The same bytes as a stream of data segments and holes (an all-zero segment becomes a hole)."""
+    rnd = random.Random(seed)
+    parts, pos = [], 0
+    while pos < len(data):
+        segment = data[pos:pos + rnd.randrange(1, 2 * BLOCK)]
+        parts.append(('hole', len(segment)) if not any(segment) else ('data', segment))
+        pos += len(segment)
+    return parts
+
+
+@pytest.mark.parametrize('seed', range(12))
+def test_any_cut_of_the_same_content_gives_the_same_digest(seed):
+    data = content(seed)
+    assert digest_of(cuts(data, seed)) == digest_of([('data', data)])
+
+
+@pytest.mark.parametrize('change', ['last byte', 'first byte', 'one byte longer', 'one byte shorter'])
+def test_a_different_content_gives_another_digest(change):
+    data = content(1)
+    other = {
+        'last byte': data[:-1] + bytes([data[-1] ^ 1]),
+        'first byte': bytes([data[0] ^ 1]) + data[1:],
+        'one byte longer': data + b'\0',
+        'one byte shorter': data[:-1],
+    }[change]
+    assert digest_of([('data', other)])[0] != digest_of([('data', data)])[0]
+
+
+def test_a_hole_is_the_same_as_zeros_sent_as_data():
+    assert digest_of([('data', b'x'), ('hole', 3 * BLOCK), ('data', b'y')]) == \
+        digest_of([('data', b'x' + bytes(3 * BLOCK) + b'y')])
+
+
+def test_a_hole_of_a_terabyte_costs_nothing():
+    digest = ContentDigest()
+    digest.hole(1 << 40)
+    digest.data(b'end')
+    assert digest.length == (1 << 40) + 3
+
+
+def test_the_digest_is_not_a_plain_sha256_of_the_bytes():
+    # It is its own format (block index + non-zero blocks + length): never compared with sha256sum output.
+    data = content(2)
+    assert digest_of([('data', data)])[0] != hashlib.sha256(data).hexdigest()

@@ -1,0 +1,195 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the phyllome.os collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The plan of a cold migration and its refusals, from data (no libvirt)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.phyllome.os.plugins.module_utils._common.errors import HostStateError, InvalidInput
+from ansible_collections.phyllome.os.plugins.module_utils._domain.model import HostContext
+from ansible_collections.phyllome.os.plugins.module_utils._domain.xml import parse
+from ansible_collections.phyllome.os.plugins.module_utils._migrate import plan as mp
+
+UUID = '256a5afb-0e16-4368-a8d1-b0a67ce8a54f'
+IMAGES = '/var/lib/libvirt/images'
+
+
+def domain(devices='', os_extra='', os_attrs=" firmware='efi'", name='vm1'):
+    return """<domain type='qemu'>
+  <name>%s</name><uuid>%s</uuid><memory unit='KiB'>196608</memory>
+  <os%s><type arch='x86_64' machine='pc-q35-7.2'>hvm</type>%s</os>
+  <devices>
+    <disk type='file' device='disk'><driver name='qemu' type='qcow2'/>
+      <source file='%s/vm1.qcow2'/><target dev='vda' bus='virtio'/></disk>
+    <interface type='network'><mac address='52:54:00:aa:bb:cc'/><source network='default'/></interface>
+    <graphics type='vnc' passwd='s3cret'/>
+    <tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm>
+    %s
+  </devices>
+</domain>""" % (name, UUID, os_attrs, os_extra, IMAGES, devices)
+
+
+def volume(name='vm1.qcow2', path=IMAGES + '/vm1.qcow2', backing=None):
+    store = '<backingStore><path>%s</path></backingStore>' % backing if backing else ''
+    return ("<volume type='file'><name>%s</name><capacity unit='bytes'>21474836480</capacity>"
+            "<allocation unit='bytes'>1052672</allocation><physical unit='bytes'>1048576</physical>"
+            "<target><path>%s</path><format type='qcow2'/><permissions><mode>0600</mode><owner>64055</owner>"
+            "<group>64055</group></permissions></target>%s</volume>" % (name, path, store))
+
+
+def sources(**options):
+    facts = mp.source_volume(volume(**options))
+    facts['pool'] = 'default'
+    return {IMAGES + '/vm1.qcow2': facts}
+
+
+def target(**changes):
+    values = {'pools': {'default': IMAGES, 'fast': '/srv/fast', 'rbd': None}, 'networks': ['default', 'lan'],
+              'context': HostContext(domain_type='qemu', firmware={'efi'}, secure_boot=True, tpm_emulator=True)}
+    values.update(changes)
+    return mp.TargetFacts(**values)
+
+
+def test_a_uefi_tpm_domain_with_one_disk():
+    plan = mp.plan_cold(domain(), sources(), target())
+    assert plan.as_result() == {
+        'disks': [{'target': 'vda', 'source_pool': 'default', 'source_path': IMAGES + '/vm1.qcow2',
+                   'target_pool': 'default', 'target_path': IMAGES + '/vm1.qcow2', 'volume': 'vm1.qcow2',
+                   'format': 'qcow2', 'capacity': 21474836480, 'allocation': 1052672, 'physical': 1048576}],
+        # libvirt 9.0 fills <nvram> in at the first start: its default path until then.
+        'nvram': '/var/lib/libvirt/qemu/nvram/vm1_VARS.fd',
+        'tpm_state_dir': '/var/lib/libvirt/swtpm/%s/tpm2' % UUID,
+        'networks': [{'mac': '52:54:00:aa:bb:cc', 'source_network': 'default', 'target_network': 'default'}],
+        # the file's size: a block counted in allocation beyond the file's end is not sent
+        'bytes_to_copy': 1048576,
+    }
+    assert plan.disks[0]['permissions'] == {'mode': '0600', 'owner': '64055', 'group': '64055'}
+
+
+def test_the_result_holds_no_xml_and_no_secret():
+    plan = mp.plan_cold(domain(), sources(), target())
+    assert 's3cret' not in repr(plan.as_result())
+    # ... while the definition for the target keeps it (a redefinition must not lose the password).
+    assert parse(plan.xml).find('devices/graphics').get('passwd') == 's3cret'
+
+
+def test_an_explicit_nvram_path_is_kept():
+    plan = mp.plan_cold(domain(os_extra='<nvram>/srv/vars/vm1.fd</nvram>'), sources(), target())
+    assert plan.nvram == '/srv/vars/vm1.fd'
+    assert mp.plan_cold(domain(os_attrs=''), sources(), target()).nvram is None
+
+
+def test_storage_and_network_maps_rewrite_paths_and_networks_and_keep_the_rest():
+    plan = mp.plan_cold(domain(), sources(), target(), storage_map={'default': 'fast'}, network_map={'default': 'lan'})
+    assert plan.disks[0]['target_path'] == '/srv/fast/vm1.qcow2'
+    xml = parse(plan.xml)
+    assert xml.find('devices/disk/source').get('file') == '/srv/fast/vm1.qcow2'
+    assert xml.find('devices/interface/source').get('network') == 'lan'
+    assert xml.find('devices/interface/mac').get('address') == '52:54:00:aa:bb:cc'
+    assert xml.findtext('uuid') == UUID
+    assert plan.interfaces == [{'mac': '52:54:00:aa:bb:cc', 'source_network': 'default', 'target_network': 'lan'}]
+
+
+@pytest.mark.parametrize('changes, maps, error, words', [
+    ({'pools': {'images': '/srv/images'}}, {}, InvalidInput,
+     'disk vda: pool default does not exist on the target: map it to one there with storage_map'),
+    ({}, {'storage_map': {'default': 'nowhere'}}, HostStateError,
+     'disk vda: pool nowhere (storage_map of default) does not exist on the target'),
+    ({}, {'storage_map': {'default': 'rbd'}}, HostStateError, 'disk vda: target pool rbd is not directory-backed'),
+    ({'networks': ['lan']}, {}, InvalidInput,
+     'network default does not exist on the target: map it to one there with network_map'),
+    ({}, {'network_map': {'default': 'wan'}}, HostStateError,
+     'network wan (network_map of default) does not exist on the target'),
+    ({'machine_offered': False}, {}, HostStateError, 'the target offers no machine type pc-q35-7.2'),
+    ({'context': HostContext(firmware={'bios'}, tpm_emulator=True)}, {}, HostStateError,
+     'the target has no UEFI firmware'),
+    ({'context': HostContext(firmware={'efi'}, tpm_emulator=False)}, {}, HostStateError,
+     'the target has no TPM emulator (swtpm)'),
+    ({'context': None, 'refusal': 'no qemu here'}, {}, HostStateError, 'the target cannot run it: no qemu here'),
+    ({'volumes': [('default', 'vm1.qcow2')]}, {}, HostStateError,
+     'disk vda: volume vm1.qcow2 already exists in pool default of the target (never overwritten)'),
+])
+def test_refusals_name_the_problem(changes, maps, error, words):
+    with pytest.raises(error) as caught:
+        mp.plan_cold(domain(), sources(), target(**changes), **maps)
+    assert words in caught.value.msg
+    assert caught.value.msg.startswith('vm1 cannot move: ')
+
+
+@pytest.mark.parametrize('device, words', [
+    ("<hostdev mode='subsystem' type='pci'><source><address domain='0x0000' bus='0x01' slot='0x00'"
+     " function='0x0'/></source></hostdev>", 'the host device 0000:01:00.0 (pci hostdev)'),
+    ("<hostdev mode='subsystem' type='usb'><source><vendor id='0x046d'/><product id='0xc52b'/></source></hostdev>",
+     'the host device 0x046d:0xc52b (usb hostdev)'),
+    ("<disk type='block' device='disk'><source dev='/dev/sdb'/><target dev='vdb'/></disk>",
+     'disk vdb is a block device (/dev/sdb), which cannot be copied'),
+    ("<disk type='network' device='disk'><source protocol='rbd' name='pool/img'/><target dev='vdc'/></disk>",
+     'disk vdc is a network disk (pool/img), which cannot be copied'),
+    ("<disk type='volume' device='disk'><source pool='default' volume='x.qcow2'/><target dev='vdd'/></disk>",
+     'disk vdd names volume x.qcow2 of pool default'),
+    ("<disk type='file' device='disk'><source file='/srv/loose.img'/><target dev='vde'/></disk>",
+     'disk vde: /srv/loose.img is in no storage pool of the source'),
+])
+def test_devices_that_cannot_move_are_named(device, words):
+    with pytest.raises(HostStateError) as caught:
+        mp.plan_cold(domain(devices=device), sources(), target())
+    assert words in caught.value.msg
+
+
+def test_an_empty_cdrom_drive_is_no_disk_to_copy():
+    cdrom = "<disk type='file' device='cdrom'><target dev='sda' bus='sata'/></disk>"
+    assert [d['target'] for d in mp.plan_cold(domain(devices=cdrom), sources(), target()).disks] == ['vda']
+
+
+def test_an_overlay_is_refused_with_the_way_out():
+    with pytest.raises(HostStateError) as caught:
+        mp.plan_cold(domain(), sources(backing='/srv/base.qcow2'), target())
+    assert 'is an overlay on /srv/base.qcow2' in caught.value.msg and 'flatten it first' in caught.value.msg
+
+
+def test_every_problem_is_named_at_once():
+    usb = "<hostdev mode='subsystem' type='usb'><source><vendor id='0x1'/><product id='0x2'/></source></hostdev>"
+    with pytest.raises(InvalidInput) as caught:
+        mp.plan_cold(domain(devices=usb), sources(), target(networks=[], machine_offered=False))
+    for words in ('network default', 'host device 0x1:0x2', 'machine type pc-q35-7.2'):
+        assert words in caught.value.msg
+
+
+def test_secure_boot_needs_a_secure_boot_firmware_on_the_target():
+    secure = "<loader secure='yes'/>"
+    with pytest.raises(HostStateError) as caught:
+        mp.plan_cold(domain(os_extra=secure), sources(),
+                     target(context=HostContext(firmware={'efi'}, secure_boot=False, tpm_emulator=True)))
+    assert 'the target has no Secure Boot firmware' in caught.value.msg
+
+
+def test_a_firmware_path_the_target_lacks():
+    loader = "<loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader>"
+    with pytest.raises(HostStateError) as caught:
+        mp.plan_cold(domain(os_extra=loader, os_attrs=''), sources(),
+                     target(loaders=['/usr/share/edk2/ovmf/OVMF_CODE.fd']))
+    assert 'the target has no firmware /usr/share/OVMF/OVMF_CODE_4M.fd' in caught.value.msg
+    plan = mp.plan_cold(domain(os_extra=loader, os_attrs=''), sources(),
+                        target(loaders=['/usr/share/OVMF/OVMF_CODE_4M.fd']))
+    assert plan.nvram == '/var/lib/libvirt/qemu/nvram/vm1_VARS.fd'
+
+
+def test_a_tpm_1_2_state_directory():
+    xml = domain().replace("version='2.0'", "version='1.2'")
+    assert mp.plan_cold(xml, sources(), target()).tpm_dir == '/var/lib/libvirt/swtpm/%s/tpm1.2' % UUID
+
+
+def test_pool_permissions():
+    xml = ("<pool type='dir'><name>p</name><target><path>/x</path><permissions><mode>0711</mode><owner>0</owner>"
+           "<group>0</group></permissions></target></pool>")
+    assert mp.pool_permissions(xml) == {'mode': '0711', 'owner': '0', 'group': '0'}
+    assert mp.pool_permissions("<pool type='dir'><name>p</name><target><path>/x</path></target></pool>") is None
+
+
+def test_a_target_pool_without_room_for_the_data():
+    with pytest.raises(HostStateError) as caught:
+        mp.plan_cold(domain(), sources(), target(available={'default': 512 * 1024}))
+    assert 'pool default of the target has 512 KiB free, the disks need 1 MiB' in caught.value.msg
+    assert mp.plan_cold(domain(), sources(), target(available={'default': 1024 * 1024})).bytes_to_copy == 1024 * 1024
