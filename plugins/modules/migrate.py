@@ -109,11 +109,15 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
+    details: Reads both hosts and returns the plan and the steps without calling any mutating libvirt API. The
+      varstore and the TPM state are one step each there; the real run lists the pools and volumes it uses for them.
   diff_mode:
     support: full
     details: The diff names the host that holds the domain before and after.
   platform:
+    support: full
     platforms: posix
+    details: Wherever both libvirt URIs are reachable (the controller, the source host).
 requirements:
   - libvirt-python (the C(python3-libvirt) package on Fedora and Debian) and lxml (C(python3-lxml)) where the
     module runs
