@@ -115,21 +115,15 @@ def copy_volume(source, source_pool, source_volume, target, target_pool, target_
         tvol = target._volume(target_pool, target_volume)
         svol.download(download, 0, 0, SPARSE_STREAM)
         tvol.upload(upload, 0, 0, SPARSE_STREAM)
-        while True:
-            got = download.recvFlags(CHUNK, RECV_STOP_AT_HOLE)
-            if got == _AT_HOLE:
-                length = download.recvHole(0)
-                upload.sendHole(length, 0)
-                digest.hole(length)
-                holes += length
-                continue
-            if isinstance(got, int):
-                raise LibvirtFailure('%s: the download stream returned %d' % (what, got))
-            if not got:
-                break
-            _send_all(upload, got)
-            digest.data(got)
-            data += len(got)
+        for chunk, hole in _received(download, what):
+            if chunk is None:
+                upload.sendHole(hole, 0)
+                digest.hole(hole)
+                holes += hole
+            else:
+                _send_all(upload, chunk)
+                digest.data(chunk)
+                data += len(chunk)
         download.finish()
         upload.finish()
     except source.libvirt.libvirtError as exc:
@@ -149,21 +143,30 @@ def volume_digest(client, pool_name, volume):
     try:
         vol = client._volume(pool_name, volume)
         vol.download(stream, 0, 0, SPARSE_STREAM)
-        while True:
-            got = stream.recvFlags(CHUNK, RECV_STOP_AT_HOLE)
-            if got == _AT_HOLE:
-                digest.hole(stream.recvHole(0))
-                continue
-            if isinstance(got, int):
-                raise LibvirtFailure('%s: the download stream returned %d' % (what, got))
-            if not got:
-                break
-            digest.data(got)
+        for chunk, hole in _received(stream, what):
+            if chunk is None:
+                digest.hole(hole)
+            else:
+                digest.data(chunk)
         stream.finish()
     except client.libvirt.libvirtError as exc:
         _abort(stream)
         raise LibvirtFailure('%s: %s' % (what, exc), uri=client.uri)
     return digest.hexdigest()
+
+
+def _received(stream, what):
+    """(data, None) or (None, hole length) from a sparse download stream until its end, a packet at a time."""
+    while True:
+        got = stream.recvFlags(CHUNK, RECV_STOP_AT_HOLE)
+        if got == _AT_HOLE:
+            yield None, stream.recvHole(0)
+            continue
+        if isinstance(got, int):
+            raise LibvirtFailure('%s: the download stream returned %d' % (what, got))
+        if not got:
+            return
+        yield got, None
 
 
 def _send_all(stream, data):

@@ -159,9 +159,9 @@ class Migration:
             self._move(plan, src_dom, was_active, start)
         except PhyllomeError as exc:
             self._roll_back()
+            again = ' and running again' if was_active else ''
             raise type(exc)('migration of %s failed at step "%s": %s; rolled back: the source is intact%s, the target'
-                            ' holds nothing of it' % (self.name, self.step, exc.msg,
-                                                       ' and running again' if was_active else ''))
+                            ' holds nothing of it' % (self.name, self.step, exc.msg, again))
         self._finish_source(plan, src_dom)
         return self.result('migrated', plan, started=start, seconds=round(self.clock() - self.started, 3))
 

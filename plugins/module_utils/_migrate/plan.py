@@ -77,6 +77,11 @@ def _permissions(elem):
     return found if any(found.values()) else None
 
 
+# What the result says of a disk (its permissions stay inside).
+_RESULT_KEYS = ('target', 'source_pool', 'source_path', 'target_pool', 'target_path', 'volume', 'format', 'capacity',
+                'allocation', 'physical')
+
+
 class ColdPlan:
     """What a cold migration copies and defines; `actions` are the steps in order (check mode's answer)."""
 
@@ -97,9 +102,7 @@ class ColdPlan:
     def as_result(self):
         """The plan for the module's result (no XML: the stored one may hold secrets)."""
         return {
-            'disks': [dict((k, d[k]) for k in ('target', 'source_pool', 'source_path', 'target_pool', 'target_path',
-                                                'volume', 'format', 'capacity', 'allocation', 'physical'))
-                      for d in self.disks],
+            'disks': [dict((k, d[k]) for k in _RESULT_KEYS) for d in self.disks],
             'nvram': self.nvram,
             'tpm_state_dir': self.tpm_dir,
             'networks': self.interfaces,
@@ -179,8 +182,8 @@ def _disk_plan(dev, source_volumes, target, storage_map, problems, missing_maps)
                         % (where, value, pool_attr))
         return None
     if kind != 'file':
-        problems.append('%s is a %s (%s), which cannot be copied' % (where, {'dev': 'block device', 'dir': 'directory',
-                                                                            'name': 'network disk'}[kind], value))
+        noun = {'dev': 'block device', 'dir': 'directory', 'name': 'network disk'}[kind]
+        problems.append('%s is a %s (%s), which cannot be copied' % (where, noun, value))
         return None
     facts = source_volumes.get(value)
     if facts is None:
@@ -222,10 +225,13 @@ def _space_refusals(disks, target):
     needed = {}
     for disk in disks:
         needed[disk['target_pool']] = needed.get(disk['target_pool'], 0) + _written(disk)
-    return ['pool %s of the target has %s free, the disks need %s' % (pool, format_bytes(target.available[pool]),
-                                                                        format_bytes(size))
-            for pool, size in sorted(needed.items())
-            if target.available.get(pool) is not None and size > target.available[pool]]
+    refusals = []
+    for pool, size in sorted(needed.items()):
+        free = target.available.get(pool)
+        if free is not None and size > free:
+            refusals.append('pool %s of the target has %s free, the disks need %s'
+                            % (pool, format_bytes(free), format_bytes(size)))
+    return refusals
 
 
 def _target_dev(dev):
