@@ -21,14 +21,13 @@ from xml.sax.saxutils import escape
 
 from ansible_collections.phyllome.os.plugins.module_utils._common.digest import ContentDigest
 from ansible_collections.phyllome.os.plugins.module_utils._common.errors import LibvirtFailure
+from ansible_collections.phyllome.os.plugins.module_utils._libvirt.domain_client import _STREAM_CHUNK as CHUNK
 
 # By value: virStorageVolDownloadFlags / virStorageVolUploadFlags SPARSE_STREAM,
 # virStreamRecvFlagsValues STOP_AT_HOLE, virStoragePoolCreateFlags WITH_BUILD.
 SPARSE_STREAM = 1
 RECV_STOP_AT_HOLE = 1
 POOL_CREATE_WITH_BUILD = 1
-# libvirt's largest stream packet payload (VIR_NET_MESSAGE_LEGACY_PAYLOAD_MAX).
-CHUNK = 256 * 1024
 # libvirtd's return of recvFlags at a hole.
 _AT_HOLE = -3
 
@@ -127,10 +126,12 @@ def copy_volume(source, source_pool, source_volume, target, target_pool, target_
         download.finish()
         upload.finish()
     except source.libvirt.libvirtError as exc:
-        _abort(download, upload)
+        source._abort(download)
+        target._abort(upload)
         raise LibvirtFailure('%s failed after %d bytes: %s' % (what, data + holes, exc))
     except BaseException:
-        _abort(download, upload)
+        source._abort(download)
+        target._abort(upload)
         raise
     return CopyResult(data, holes, clock() - started, digest.hexdigest())
 
@@ -150,7 +151,7 @@ def volume_digest(client, pool_name, volume):
                 digest.data(chunk)
         stream.finish()
     except client.libvirt.libvirtError as exc:
-        _abort(stream)
+        client._abort(stream)
         raise LibvirtFailure('%s: %s' % (what, exc), uri=client.uri)
     return digest.hexdigest()
 
@@ -176,12 +177,3 @@ def _send_all(stream, data):
         if sent < 0:
             raise LibvirtFailure('the upload stream refused data (%d)' % sent)
         data = data[sent:]
-
-
-def _abort(*streams):
-    for stream in streams:
-        try:
-            stream.abort()
-        except Exception:  # pylint: disable=broad-except
-            # The stream may be broken already: the original error is the one to report.
-            pass
