@@ -135,7 +135,7 @@ seealso:
     description: The API the copies go through.
     link: https://libvirt.org/html/libvirt-libvirt-storage.html#virStorageVolDownload
 author:
-  - phyllome.os contributors
+  - Phyllome OS developers (@PhyllomeOS)
 '''
 
 EXAMPLES = r'''

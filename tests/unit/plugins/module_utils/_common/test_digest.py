@@ -28,7 +28,7 @@ def content(seed, size=5 * BLOCK + 123):
     data = bytearray(size)
     for start in range(0, size, 3 * BLOCK // 2):  # data islands between runs of zeros
         island = rnd.randrange(1, BLOCK)
-        data[start:start + island] = bytes(rnd.getrandbits(8) for _ in range(min(island, size - start)))
+        data[start:start + island] = rnd.randbytes(min(island, size - start))
     return bytes(data)
 
 
