@@ -64,7 +64,7 @@ def make_images(work):
     full = os.path.join(work, 'full.img')
     with open(full, 'wb') as f:
         block = os.urandom(16 * 1024 * 1024)
-        for _ in range(SIZE // len(block)):
+        for dummy in range(SIZE // len(block)):
             f.write(block)
     return {'sparse': sparse, 'full': full}
 
