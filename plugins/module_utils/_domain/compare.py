@@ -405,12 +405,17 @@ def _match_children(desired, current):
 class Difference:
     """One difference between desired and stored XML, readable as words."""
 
-    def __init__(self, path, change, attribute=None, before=None, after=None):
+    def __init__(self, path, change, attribute=None, before=None, after=None, parts=(), device=None):
         self.path = path
         self.change = change  # 'added', 'removed' or 'changed'
         self.attribute = attribute
         self.before = before
         self.after = after
+        # The path as a tuple of labels ('devices', 'disk[vdb]', 'source'); () for the domain itself.
+        self.parts = tuple(parts)
+        # For a difference in a device: (desired device or None, stored device or None); after
+        # merge(), the stored side is the merged device (an added one: the copy merge appended).
+        self.device = device
 
     def __str__(self):
         if self.change in ('added', 'removed'):
@@ -452,9 +457,11 @@ class _Walker:
         self.strong_only = strong_only
         self.differences = []
         self.root = None
+        self.device = None  # (desired, current) of the device being walked
 
-    def note(self, path, change, attribute=None, before=None, after=None):
-        self.differences.append(Difference('/'.join(path) or 'domain', change, attribute, before, after))
+    def note(self, path, change, attribute=None, before=None, after=None, device=None):
+        self.differences.append(Difference('/'.join(path) or 'domain', change, attribute, before, after,
+                                           parts=path, device=device or self.device))
 
     def walk_domain(self, desired, current):
         self.root = current
@@ -613,15 +620,20 @@ class _Walker:
             kind = device_kind(want)
             label = _device_label(want, kind)
             if have is None:
-                self.note(path + (label,), 'added')
+                added = copy.deepcopy(want)
+                self.note(path + (label,), 'added', device=(want, added))
                 if self.apply:
-                    current.append(copy.deepcopy(want))
+                    current.append(added)
                 continue
-            self.element(want, have, path + (label,), device=kind)
+            self.device = (want, have)
+            try:
+                self.element(want, have, path + (label,), device=kind)
+            finally:
+                self.device = None
         for have in left:
             if _implicit_device(have, wanted):
                 continue
-            self.note(path + (_device_label(have, device_kind(have)),), 'removed')
+            self.note(path + (_device_label(have, device_kind(have)),), 'removed', device=(None, have))
             if self.apply and self.prune:
                 current.remove(have)
         if self.apply:
@@ -697,6 +709,8 @@ def _not_stored_attribute(path, elem, name):
         return True
     if DEFAULT_ATTRIBUTES.get(plain, {}).get(name) == elem.get(name):
         return True
+    if plain == 'vcpu' and name == 'current' and same_number(elem.get(name), (elem.text or '').strip()):
+        return True  # every vCPU online: libvirt leaves current out
     if plain == 'os/bootmenu' and name == 'timeout' and elem.get('enable') == 'no':
         return True  # no menu, no timeout
     if plain == 'numatune/memory' and name == 'nodeset' and elem.get('placement') == 'auto':

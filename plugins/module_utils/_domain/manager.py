@@ -23,6 +23,7 @@ from ansible_collections.phyllome.os.plugins.module_utils._common.errors import 
 from ansible_collections.phyllome.os.plugins.module_utils._domain import host as domain_host
 from ansible_collections.phyllome.os.plugins.module_utils._domain import summary as domain_summary
 from ansible_collections.phyllome.os.plugins.module_utils._domain import intent as domain_intent
+from ansible_collections.phyllome.os.plugins.module_utils._domain import live as domain_live
 from ansible_collections.phyllome.os.plugins.module_utils._domain import seed as domain_seed
 from ansible_collections.phyllome.os.plugins.module_utils._domain import storage as domain_storage
 from ansible_collections.phyllome.os.plugins.module_utils._domain.compare import compare, merge, unified_xml
@@ -50,6 +51,10 @@ class _Plan:
         self.current = None      # stored definition (element), None for a new domain
         self.definition = None   # what to define (element), None when nothing changes
         self.changes = []        # the differences, in words
+        self.classified = []     # [live.Change]: each difference, its class and what became of it
+        self.active_id = None    # the ID of the running domain, None when it is not running
+        self.live = False        # apply what a running guest can take at once
+        self.metadata = None     # the collection's record (xml.read_metadata) to write with the definition
         self.new_volumes = []    # [storage.NewVolume] to create before defining
         self.resizes = []        # [storage.Resize] of existing volumes, after defining
         self.seed = None         # the cloud-init seed as results show it: volume, digest, sizes
@@ -101,7 +106,8 @@ def run_domain(params, client, recorder, sleep=time.sleep, clock=time.monotonic)
         _remove(plan, params, client, recorder, sleep, clock)
         return _result(plan, client, recorder, removed=True)
 
-    active_id = client.domain_id(plan.dom) if client.is_active(plan.dom) else None
+    active_id = plan.active_id = client.domain_id(plan.dom) if client.is_active(plan.dom) else None
+    plan.live = active_id is not None and params['apply'] in ('live', 'restart')
     if desired is None:
         if plan.dom is None:
             raise NotFound('domain %s is not defined; give model or xml to define it' % name, name=name)
@@ -111,7 +117,7 @@ def run_domain(params, client, recorder, sleep=time.sleep, clock=time.monotonic)
         _check_host_devices(desired, client)
         _plan_storage(desired, params, plan, client, recorder)
         _plan_definition(desired, owned, plan, active_id)
-        _define(plan, client, recorder)
+        _define(plan, client, recorder, params, sleep, clock)
 
     _set_autostart(plan, params, client, recorder)
     _converge_state(plan, params, client, recorder, sleep, clock)
@@ -123,6 +129,8 @@ def _check_params(params):
         raise InvalidInput('state absent conflicts with autostart: true')
     if params['shutdown_timeout'] < 0:
         raise InvalidInput('shutdown_timeout must be 0 or more seconds')
+    if params.get('detach_timeout', 0) < 0:
+        raise InvalidInput('detach_timeout must be 0 or more seconds')
     if params.get('xml') is not None and params.get('model') is not None:
         raise InvalidInput('model and xml are mutually exclusive')
 
@@ -362,13 +370,42 @@ def _plan_definition(desired, owned, plan, active_id):
             plan.definition = merged if merged is not None else copy.deepcopy(plan.current)
             suffix = ' (drift: changed outside this module)' if plan.drift else ''
             plan.changes.extend(describe(d) + suffix for d in differences)
+        _classify(plan, differences, desired)
     pending = _pending_restart(plan.current, active_id)
-    if plan.definition is not None and active_id is not None:
+    if plan.definition is not None and active_id is not None and _waits_for_boot(plan):
         # The running guest will not see this definition before its next boot.
         pending = active_id
     plan.restart_required = pending is not None
     if plan.definition is None:
         return
+    plan.metadata = metadata
+    _write_record(plan, pending)
+
+
+def _classify(plan, differences, desired):
+    """Each difference with its class (live.classify) and what the run does with it (Change.done)."""
+    if plan.active_id is None:
+        # Nothing runs it: the definition is all there is.
+        plan.classified = [domain_live.Change(d, domain_live.NEXT_BOOT) for d in differences]
+    else:
+        plan.classified = domain_live.classify(differences, desired, plan.current)
+    for change in plan.classified:
+        if change.cls == domain_live.RECREATE:
+            continue
+        change.done = domain_live.APPLIED if plan.live and change.cls == domain_live.LIVE else domain_live.DEFINED
+
+
+def _waits_for_boot(plan):
+    """Whether some change of a running domain is in its definition only (or the guest still holds a device)."""
+    if not plan.classified:
+        # A definition rewritten without a difference (new volumes): the guest runs what it says.
+        return False
+    return any(c.done != domain_live.APPLIED for c in plan.classified)
+
+
+def _write_record(plan, pending):
+    """Write the collection's record (volumes, pending restart, removed TPM) into plan.definition."""
+    metadata = plan.metadata
     # Remember the volumes this collection created (for remove_storage),
     # forgetting those no disk uses any more.
     used = set()
@@ -388,6 +425,69 @@ def _plan_definition(desired, owned, plan, active_id):
     elif plan.current is not None and _emulated_tpm(plan.current) is not None:
         removed_tpm = _emulated_tpm(plan.current)
     write_metadata(plan.definition, {'volumes': volumes, 'restart_pending_id': pending, 'removed_tpm': removed_tpm})
+
+
+def _apply_live(plan, client, recorder, params, sleep, clock):
+    """Apply the live changes to the running guest, each in one libvirt call that also updates the definition;
+    then merge the request into the definition libvirt now stores (the rest, for the next boot).
+
+    A change the hypervisor refuses goes into that definition instead, with libvirt's reason. A detached
+    device the guest has not released within detach_timeout is `waiting` (it goes at the next boot at the latest).
+    """
+    ops = domain_live.live_ops(plan.classified) if plan.live else []
+    if not ops:
+        return
+    for op in ops:
+        index = recorder.mark()
+        changes = [c for c in plan.classified if c.op is op]
+        try:
+            released = recorder.apply(op.describe(plan.name), _run_live_op, op, plan, client, params, sleep, clock)
+        except LibvirtFailure as exc:
+            # libvirt changes neither the guest nor the definition when it refuses.
+            recorder.failed_unchanged(index)
+            for change in changes:
+                change.cls, change.done = domain_live.NEXT_BOOT, domain_live.DEFINED
+                change.reason = 'the running guest refused it: %s' % exc.msg
+            continue
+        if released is False:
+            for change in changes:
+                change.done = domain_live.WAITING
+                change.reason = ('the guest has not released the device within %d s; it goes at the next boot'
+                                 ' at the latest' % params['detach_timeout'])
+    if recorder.check_mode:
+        return
+    # What libvirt stores now (with the addresses it gave the attached devices), and the rest of the request on it.
+    plan.current = parse_domain(client.inactive_xml(plan.dom), 'the stored definition of %s' % plan.name)
+    merged, _differences = merge(plan.desired, plan.current, plan.owned)
+    plan.definition = merged
+    pending = _pending_restart(plan.current, plan.active_id)
+    if _waits_for_boot(plan):
+        pending = plan.active_id
+    plan.restart_required = pending is not None
+    _write_record(plan, pending)
+
+
+def _run_live_op(op, plan, client, params, sleep, clock):
+    """One live change; for a detach, False when the guest still holds the device at the timeout."""
+    if op.kind == 'memory':
+        client.set_memory_live(plan.dom, op.value)
+    elif op.kind == 'vcpus':
+        client.set_vcpus_live(plan.dom, op.value)
+    elif op.kind == 'attach':
+        client.attach_device(plan.dom, domain_live.device_xml(op))
+    elif op.kind == 'update':
+        client.update_device(plan.dom, domain_live.device_xml(op))
+    else:
+        client.detach_device(plan.dom, domain_live.device_xml(op))
+        deadline = clock() + params['detach_timeout']
+        while True:
+            live = parse_domain(client.xml(plan.dom), 'the live definition of %s' % plan.name)
+            if not domain_live.device_present(op.device, live):
+                return True
+            if clock() >= deadline:
+                return False
+            sleep(0.25)
+    return True
 
 
 def _merge(desired, owned, plan):
@@ -423,7 +523,7 @@ def _pending_restart(current, active_id):
     return recorded if recorded == active_id else None
 
 
-def _define(plan, client, recorder):
+def _define(plan, client, recorder, params, sleep, clock):
     if plan.definition is None and not plan.new_volumes and not plan.resizes:
         return
     created = []
@@ -443,6 +543,7 @@ def _define(plan, client, recorder):
             if volume.grow_to is not None:
                 recorder.apply(volume.grow_action(), client.resize_volume, volume.pool, volume.name, volume.grow_to)
         if plan.definition is not None:
+            _apply_live(plan, client, recorder, params, sleep, clock)
             verb = 'define' if plan.current is None else 'update the definition of'
             dom = recorder.apply('%s domain %s' % (verb, plan.name), _define_and_remember, plan, client)
             if dom is not None:
@@ -606,6 +707,7 @@ def _result(plan, client, recorder, removed=False, wanted_state=None):
         'restart_required': plan.restart_required,
         'cloud_init': plan.seed,
         'changes': plan.changes,
+        'differences': [c.as_dict() for c in plan.classified],
         'warnings': plan.warnings,
         'actions': list(recorder.actions),
         'diff': {

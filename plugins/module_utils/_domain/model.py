@@ -111,14 +111,14 @@ def _platform(domain, model, host):
 
 
 def _memory(domain, model, _host):
-    kib = model['memory'] // 1024
-    sub(domain, 'memory', {'unit': 'KiB'}, kib)
-    sub(domain, 'currentMemory', {'unit': 'KiB'}, kib)
+    sub(domain, 'memory', {'unit': 'KiB'}, model.get('max_memory', model['memory']) // 1024)
+    sub(domain, 'currentMemory', {'unit': 'KiB'}, model['memory'] // 1024)
 
 
 def _cpu(domain, model, _host):
     cpu_values = model['cpu']
-    sub(domain, 'vcpu', text=model['vcpus'])
+    most = model.get('max_vcpus', model['vcpus'])
+    sub(domain, 'vcpu', {'current': model['vcpus'] if most > model['vcpus'] else None}, most)
     cpu = sub(domain, 'cpu', {'mode': cpu_values['mode']})
     if cpu_values['mode'] == 'custom':
         cpu.set('match', 'exact')

@@ -187,11 +187,17 @@ MODEL_GROUPS = (
             'pm': CompareRule(),
         }),
     OptionGroup(
-        'memory', [Option('memory', type='raw', family_default={'linux': 2048, 'windows': 4096, 'other': 1024})],
+        'memory', [
+            Option('memory', type='raw', family_default={'linux': 2048, 'windows': 4096, 'other': 1024}),
+            # <memory>, the most the guest can have without a restart; <currentMemory> is `memory`.
+            Option('max_memory', type='raw'),
+        ],
         owns=('memory', 'currentMemory')),
     OptionGroup(
         'cpu', [
             Option('vcpus', type='int', default=2),
+            # <vcpu current=vcpus>max_vcpus</vcpu>: vCPUs that can be added to the running guest.
+            Option('max_vcpus', type='int'),
             Option('cpu', type='dict', options=(
                 Option('mode', choices=('host-model', 'host-passthrough', 'maximum', 'custom')),
                 Option('model'),
@@ -201,7 +207,11 @@ MODEL_GROUPS = (
             )),
         ],
         owns=('vcpu', 'cpu'),
-        compare={'cpu': CompareRule(implicit={'model': _cpu_model_filled})}),
+        compare={
+            'cpu': CompareRule(implicit={'model': _cpu_model_filled}),
+            # Without `current`, every vCPU is online.
+            'vcpu': CompareRule(owned_attributes=('current',)),
+        }),
     OptionGroup(
         'firmware', [
             Option('machine', default='q35'),
@@ -282,7 +292,8 @@ MODULE_OPTIONS = (
     Option('model', type='dict', options=MODEL_OPTIONS),
     Option('xml'),
     Option('domain_type', choices=('kvm', 'qemu')),
-    Option('apply', default='next_boot', choices=('next_boot', 'restart')),
+    Option('apply', default='live', choices=('live', 'next_boot', 'restart')),
+    Option('detach_timeout', type='int', default=30),
     Option('shutdown_timeout', type='int', default=120),
     Option('force', type='bool', default=False),
     Option('remove_storage', type='bool', default=False),
@@ -315,7 +326,18 @@ def resolve_model(model, name=None):
     values['memory'] = parse_size(values['memory'], 'MiB', 'model.memory')
     if values['memory'] % 1024:
         raise InvalidInput('model.memory must be a whole number of KiB')
-    values['cpu'] = _resolve_cpu(values.get('cpu'), values['vcpus'])
+    if values.get('max_memory') is None:
+        values['max_memory'] = values['memory']
+    else:
+        values['max_memory'] = parse_size(values['max_memory'], 'MiB', 'model.max_memory')
+        if values['max_memory'] % 1024 or values['max_memory'] < values['memory']:
+            raise InvalidInput('model.max_memory must be a whole number of KiB, at least model.memory')
+    if values.get('max_vcpus') is None:
+        values['max_vcpus'] = values['vcpus']
+    elif values['max_vcpus'] < values['vcpus']:
+        raise InvalidInput('model.max_vcpus (%d) is less than model.vcpus (%d)' % (values['max_vcpus'], values['vcpus']))
+    # The topology describes every possible vCPU.
+    values['cpu'] = _resolve_cpu(values.get('cpu'), values['max_vcpus'])
     if values['firmware'] == 'bios' and values['secure_boot']:
         raise InvalidInput('model.secure_boot needs firmware: efi')
     # A section left out is None here (apply_defaults made it {} with its defaults); {} asks for a seed.

@@ -38,6 +38,8 @@ UNDEFINE_ALL = (UNDEFINE_MANAGED_SAVE | UNDEFINE_SNAPSHOTS_METADATA | UNDEFINE_N
 XML_SECURE = 1
 XML_INACTIVE = 2
 METADATA_ELEMENT = 2
+# virDomainModificationImpact (and the device and memory flags that share it).
+AFFECT_LIVE = 1
 AFFECT_CONFIG = 2
 SHUTDOWN_ACPI_POWER_BTN = 1
 START_PAUSED = 1
@@ -430,6 +432,35 @@ class DomainClient:
         """Grow a volume to `capacity` bytes (virStorageVolResize; never asked to shrink)."""
         vol = self._volume(pool_name, volume)
         self._call('cannot resize volume %s in pool %s' % (volume, pool_name), vol.resize, capacity, 0)
+
+    def set_memory_live(self, dom, kib):
+        """Set the balloon target of a running domain and its definition's <currentMemory> (KiB)."""
+        self._call('cannot set the memory of running domain %s' % dom.name(), dom.setMemoryFlags, kib,
+                   AFFECT_LIVE | AFFECT_CONFIG)
+
+    def set_vcpus_live(self, dom, count):
+        """Plug or unplug vCPUs of a running domain, and set its definition's <vcpu current=...>."""
+        self._call('cannot set the vCPUs of running domain %s' % dom.name(), dom.setVcpusFlags, count,
+                   AFFECT_LIVE | AFFECT_CONFIG)
+
+    def attach_device(self, dom, xml):
+        """Plug a device into a running domain and add it to its definition (one call, all or nothing)."""
+        self._call('cannot attach the device to running domain %s' % dom.name(), dom.attachDeviceFlags, xml,
+                   AFFECT_LIVE | AFFECT_CONFIG)
+
+    def detach_device(self, dom, xml):
+        """Ask a running domain's guest to release a device, and remove it from the definition.
+
+        libvirt returns once the guest released it or after a few seconds
+        with the request still pending; the caller watches the live XML.
+        """
+        self._call('cannot detach the device from running domain %s' % dom.name(), dom.detachDeviceFlags, xml,
+                   AFFECT_LIVE | AFFECT_CONFIG)
+
+    def update_device(self, dom, xml):
+        """Change a device of a running domain in place (a CD/DVD medium, a NIC's link state or bandwidth)."""
+        self._call('cannot update the device of running domain %s' % dom.name(), dom.updateDeviceFlags, xml,
+                   AFFECT_LIVE | AFFECT_CONFIG)
 
     def block_resize(self, dom, target, capacity):
         """Grow a running domain's disk `target` to `capacity` bytes (virDomainBlockResize: QEMU grows the

@@ -74,7 +74,7 @@ def test_validate_fills_domain_defaults_under_the_lists():
     (i0, label0, name0, a), (i1, label1, name1, b) = domain_set.validate(params)
     assert (i0, label0, name0, i1, label1) == (0, 'domains[0] (a)', 'a', 1, 'domains[1] (b)')
     assert a['state'] == 'running' and a['model']['vcpus'] == 4 and a['model']['memory'] == 512
-    assert a['model']['os'] == 'linux' and a['apply'] == 'next_boot' and a['shutdown_timeout'] == 120
+    assert a['model']['os'] == 'linux' and a['apply'] == 'live' and a['shutdown_timeout'] == 120
     assert b['state'] == 'shutdown' and b['model'] is None
 
 
