@@ -75,6 +75,8 @@ class Kind:
     # what the power button does: poweroff, ignore (logged), none (no acpid)
     power_button: str = 'poweroff'
     iommu_report: bool = False
+    # print the guest's block devices, NICs, present CPUs and MemTotal whenever they change
+    hotplug_report: bool = False
     cmdline: str = ''
     # devices the domain XML adds by default
     iommu: bool = False
@@ -83,7 +85,8 @@ class Kind:
 
 
 # the fields of Kind that the cached artifacts depend on (see _recipe)
-ARTIFACT_FIELDS = ('name', 'modules', 'optional_modules', 'power_button', 'iommu_report', 'cmdline', 'disk')
+ARTIFACT_FIELDS = ('name', 'modules', 'optional_modules', 'power_button', 'iommu_report', 'hotplug_report', 'cmdline',
+                   'disk')
 
 KINDS = {
     'acpi': Kind('acpi', 192, modules=('evdev', 'button')),
@@ -94,6 +97,9 @@ KINDS = {
         optional_modules=('vfio_virqfd',),
         iommu_report=True, cmdline='intel_iommu=on iommu=pt phyllome.vfio_bind=0000:00:03.0',
         iommu=True, e1000e_slots=(0x02, 0x03)),
+    # virtio drivers for the devices a test plugs into the running guest (disk, NIC, balloon)
+    'hotplug': Kind('hotplug', 192, modules=('evdev', 'button', 'virtio_pci', 'virtio_blk', 'virtio_net', 'virtio_balloon'),
+                    hotplug_report=True),
     'debian-disk': Kind('debian-disk', 512, power_button='none', disk=True),
 }
 
@@ -377,8 +383,8 @@ def _initramfs_entries(spec, modules_dir, busybox='/bin/busybox'):
         busybox_data = handle.read()
     with open(os.path.join(HERE, 'init.sh'), 'rb') as handle:
         init = b'#!/bin/busybox sh\n' + handle.read()
-    conf = 'KIND=%s\nPOWER_BUTTON=%s\nIOMMU_REPORT=%s\n' % (
-        spec.name, spec.power_button, 'yes' if spec.iommu_report else 'no')
+    conf = 'KIND=%s\nPOWER_BUTTON=%s\nIOMMU_REPORT=%s\nHOTPLUG_REPORT=%s\n' % (
+        spec.name, spec.power_button, 'yes' if spec.iommu_report else 'no', 'yes' if spec.hotplug_report else 'no')
     entries = [(d, 0o40755, b'') for d in ('bin', 'dev', 'etc', 'lib', 'lib/modules', 'proc', 'run', 'sys', 'tmp')]
     entries += [
         # the kernel opens /dev/console for init before anything mounts devtmpfs
@@ -704,7 +710,8 @@ def _ssh_nic(domain, port, iommu):
 
 
 def domain_xml(kind, name, artifacts, serial, *, memory_mib=None, vcpus=1, firmware='bios', secure_boot=False,
-               tpm=False, iommu=None, e1000e_slots=None, cmdline_extra='', disk=None, ssh_port=None):
+               tpm=False, iommu=None, e1000e_slots=None, cmdline_extra='', disk=None, ssh_port=None,
+               max_memory_mib=None, max_vcpus=None, balloon=False, root_ports=0):
     """Libvirt domain XML (type='qemu', q35) for a guest of `kind`.
 
     artifacts: build(kind)'s result. serial: file the serial console is
@@ -712,7 +719,10 @@ def domain_xml(kind, name, artifacts, serial, *, memory_mib=None, vcpus=1, firmw
     (efi only) selects the firmware with Microsoft keys enrolled and turns
     SMM on; tpm adds a tpm-crb TPM 2.0 (swtpm emulator). iommu and
     e1000e_slots default to the kind's. debian-disk needs disk (an overlay
-    from create_overlay) and takes ssh_port (from free_port).
+    from create_overlay) and takes ssh_port (from free_port). For hotplug
+    tests: max_memory_mib (<memory>; memory_mib is then <currentMemory>),
+    max_vcpus (<vcpu current=vcpus>), balloon (a virtio memballoon instead
+    of none) and root_ports (spare pcie-root-ports to plug devices into).
     """
     spec = KINDS[kind]
     iommu = spec.iommu if iommu is None else iommu
@@ -726,8 +736,13 @@ def domain_xml(kind, name, artifacts, serial, *, memory_mib=None, vcpus=1, firmw
     _sub(domain, 'name', name)
     if not memory_mib:
         memory_mib = max(spec.memory_mib, SECURE_BOOT_MIN_MIB) if secure_boot else spec.memory_mib
-    _sub(domain, 'memory', memory_mib, unit='MiB')
-    _sub(domain, 'vcpu', vcpus)
+    _sub(domain, 'memory', max_memory_mib or memory_mib, unit='MiB')
+    if max_memory_mib:
+        _sub(domain, 'currentMemory', memory_mib, unit='MiB')
+    if max_vcpus and max_vcpus > vcpus:
+        _sub(domain, 'vcpu', max_vcpus, current=str(vcpus))
+    else:
+        _sub(domain, 'vcpu', vcpus)
     os_elem = _sub(domain, 'os', **({'firmware': 'efi'} if firmware == 'efi' else {}))
     _sub(os_elem, 'type', 'hvm', arch='x86_64', machine='q35')
     if firmware == 'efi':
@@ -768,6 +783,9 @@ def domain_xml(kind, name, artifacts, serial, *, memory_mib=None, vcpus=1, firmw
         channel = _sub(devices, 'channel', type='unix')
         _sub(channel, 'target', type='virtio', name='org.qemu.guest_agent.0')
     _sub(devices, 'controller', type='usb', model='none')
+    # numbered after pcie-root (0); libvirt puts its own devices into the first free ones
+    for index in range(1, root_ports + 1):
+        _sub(devices, 'controller', type='pci', index=str(index), model='pcie-root-port')
     for slot in e1000e_slots:
         interface = _sub(devices, 'interface', type='user')
         _sub(interface, 'model', type='e1000e')
@@ -781,7 +799,7 @@ def domain_xml(kind, name, artifacts, serial, *, memory_mib=None, vcpus=1, firmw
     if iommu:
         iommu_elem = _sub(devices, 'iommu', model='intel')
         _sub(iommu_elem, 'driver', intremap='on')
-    _sub(devices, 'memballoon', model='none')
+    _sub(devices, 'memballoon', model='virtio' if balloon else 'none')
     if ssh_port:
         if not spec.disk:
             raise GuestError('ssh_port is for the debian-disk kind')
@@ -807,6 +825,10 @@ def _parser():
     cmd.add_argument('--serial', required=True, help='file the serial console goes to')
     cmd.add_argument('--memory-mib', type=int)
     cmd.add_argument('--vcpus', type=int, default=1)
+    cmd.add_argument('--max-memory-mib', type=int, help='<memory>; --memory-mib is then <currentMemory>')
+    cmd.add_argument('--max-vcpus', type=int, help='<vcpu current=VCPUS>MAX</vcpu>')
+    cmd.add_argument('--balloon', action='store_true', help='a virtio memory balloon (default: none)')
+    cmd.add_argument('--root-ports', type=int, default=0, help='spare pcie-root-ports for hotplug')
     cmd.add_argument('--firmware', choices=('bios', 'efi'), default='bios')
     cmd.add_argument('--secure-boot', action='store_true')
     cmd.add_argument('--tpm', action='store_true')
@@ -868,7 +890,9 @@ def main(argv=None):
             sys.stdout.write(domain_xml(
                 args.kind, args.name, build(args.kind, args.cache), args.serial, memory_mib=args.memory_mib,
                 vcpus=args.vcpus, firmware=args.firmware, secure_boot=args.secure_boot, tpm=args.tpm, iommu=iommu,
-                e1000e_slots=slots, cmdline_extra=args.cmdline_extra, disk=args.disk, ssh_port=args.ssh_port))
+                e1000e_slots=slots, cmdline_extra=args.cmdline_extra, disk=args.disk, ssh_port=args.ssh_port,
+                max_memory_mib=args.max_memory_mib, max_vcpus=args.max_vcpus, balloon=args.balloon,
+                root_ports=args.root_ports))
         elif args.command == 'overlay':
             print(create_overlay(build('debian-disk', args.cache)['disk'], os.path.abspath(args.path)))
         elif args.command == 'free-port':

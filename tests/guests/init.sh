@@ -77,6 +77,27 @@ if [ "$IOMMU_REPORT" = yes ]; then
     done
 fi
 
+if [ "$HOTPLUG_REPORT" = yes ]; then
+    # one line whenever what the guest sees changes (a test plugs devices, vCPUs, balloon memory)
+    devices() {
+        blocks=$(ls /sys/block | grep -v -e '^loop' -e '^ram' | tr '\n' ' ')
+        nets=$(ls /sys/class/net | grep -v '^lo$' | tr '\n' ' ')
+        mem=$(awk '/^MemTotal/ {print $2}' /proc/meminfo)
+        echo "block=[${blocks% }] net=[${nets% }] cpus=$(cat /sys/devices/system/cpu/present) memtotal_kib=$mem"
+    }
+    (
+        last=
+        while :; do
+            now=$(devices)
+            if [ "$now" != "$last" ]; then
+                say "devices $now"
+                last=$now
+            fi
+            usleep 300000
+        done
+    ) &
+fi
+
 if [ -c /dev/tpm0 ]; then
     say "tpm: /dev/tpm0"
 fi

@@ -26,7 +26,7 @@ libvirt = pytest.importorskip('libvirt')
 URI = 'test:///default'
 MUTATIONS = ('define', 'start', 'suspend', 'resume', 'destroy', 'shutdown', 'undefine', 'set_autostart',
              'create_volume', 'delete_volume', 'set_metadata', 'clone_volume', 'resize_volume', 'block_resize', 'refresh_pool',
-             'upload_volume')
+             'upload_volume', 'set_memory_live', 'set_vcpus_live', 'attach_device', 'detach_device', 'update_device')
 
 
 class SpyClient(DomainClient):
@@ -160,6 +160,49 @@ def test_running_domain_reports_restart_required_until_restarted(client, name, i
         'start domain %s' % name]
     assert restarted['restart_required'] is False
     assert run(client, name=name, model=model(image, memory=1024), state='running')['restart_required'] is False
+
+
+def test_a_vcpu_is_added_to_the_running_domain_and_its_definition(client, name, image):
+    run(client, name=name, model=model(image, vcpus=1, max_vcpus=2), state='running')
+    before = client.called[:]
+    wanted = model(image, vcpus=2, max_vcpus=2)
+    predicted = run(client, check=True, name=name, model=wanted)
+    assert client.called == before
+    real = run(client, name=name, model=wanted)
+    assert client.called[len(before):] == ['set_vcpus_live', 'define', 'set_metadata']
+    assert predicted['actions'] == real['actions'] == [
+        'set the vCPUs of running domain %s to 2 (live and in its definition)' % name,
+        'update the definition of domain %s' % name]
+    assert predicted['differences'] == real['differences'] == [
+        {'change': "vcpu: current changed from '1' to unset", 'path': 'vcpu', 'class': 'live', 'done': 'applied',
+         'reason': None}]
+    assert real['restart_required'] is False
+    assert client.lookup(name).vcpusFlags(1) == 2 and client.lookup(name).vcpusFlags(2) == 2
+    again = run(client, name=name, model=wanted)
+    assert again['changed'] is False and again['restart_required'] is False and again['differences'] == []
+
+
+def test_what_the_hypervisor_refuses_waits_for_the_next_boot_with_its_reason(client, name, image):
+    # libvirt's test driver takes a memory change for the guest or for the definition, not both at once.
+    run(client, name=name, model=model(image, memory=512, max_memory=1024), state='running')
+    wanted = model(image, memory=768, max_memory=1024)
+    predicted = run(client, check=True, name=name, model=wanted)
+    assert predicted['differences'][0]['class'] == 'live' and predicted['restart_required'] is False
+    real = run(client, name=name, model=wanted)
+    assert real['actions'] == predicted['actions']
+    change = real['differences'][0]
+    assert (change['class'], change['done']) == ('next_boot', 'defined')
+    assert 'mutually exclusive' in change['reason']
+    assert real['restart_required'] is True and real['changed'] is True
+    assert "<currentMemory unit='KiB'>786432</currentMemory>" in client.lookup(name).XMLDesc(2)
+
+
+def test_apply_next_boot_leaves_the_running_guest_alone(client, name, image):
+    run(client, name=name, model=model(image, vcpus=1, max_vcpus=2), state='running')
+    real = run(client, name=name, model=model(image, vcpus=2, max_vcpus=2), apply='next_boot')
+    assert 'set_vcpus_live' not in client.called
+    assert [(c['class'], c['done']) for c in real['differences']] == [('live', 'defined')]
+    assert real['restart_required'] is True
 
 
 def test_change_to_a_stopped_domain_needs_no_restart(client, name, image):
