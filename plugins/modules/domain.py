@@ -37,8 +37,16 @@ description:
   - "A domain the module did not define (no record) is compared as above; when it matches, nothing is written
     to it."
   - A change updates the domain in place with one C(virDomainDefineXML) call, keeping its uuid, MAC addresses,
-    device addresses, UEFI variables (nvram) and TPM state. A running domain sees the new definition at its
-    next boot; RV(restart_required) says so until then, and O(apply=restart) restarts it.
+    device addresses, UEFI variables (nvram) and TPM state.
+  - "A running domain (O(apply=live), the default) takes at once what libvirt can change in a running guest,
+    each in one call that changes the guest and the stored definition together: memory up to C(<memory>)
+    (the balloon, C(virDomainSetMemoryFlags)), vCPUs up to C(<vcpu>) (C(virDomainSetVcpusFlags)), disks, NICs
+    and USB and PCI hostdevs attached and detached (C(virDomainAttachDeviceFlags), C(virDomainDetachDeviceFlags)),
+    a CD/DVD or floppy medium, a NIC's link state and bandwidth (C(virDomainUpdateDeviceFlags)). The rest of the
+    change is stored with the define and waits for the next boot; RV(restart_required) says so until then, and
+    O(apply=restart) restarts it. RV(differences) gives each difference its class (V(live), V(next_boot),
+    V(recreate)) and what was done. A change the hypervisor refuses on the running guest is stored for the next
+    boot instead, with libvirt's reason (check mode cannot know a refusal in advance and predicts V(live))."
   - "With O(model), sections the model writes belong to it: a section or device the model no longer
     produces (the C(memoryBacking) once the last virtiofs share is gone, a TPM after O(model.tpm=false))
     is removed. With O(xml), a top-level section you leave out is left alone (a partial XML with only
@@ -84,13 +92,27 @@ options:
   apply:
     description:
       - What to do when the definition of a running domain changed.
-      - V(next_boot) stores it; the guest sees it at its next boot, and RV(restart_required) is V(true) until
-        then (also on later runs).
-      - V(restart) shuts the domain down (as O(state=shutdown) does, honouring O(shutdown_timeout) and O(force))
-        and starts it again, in the state O(state) asks for.
+      - V(live) applies to the running guest what it can take at once (see the notes above; memory and vCPUs
+        within their maximum, devices plugged in and out, media, NIC link and bandwidth), in the same call as to
+        the stored definition, and stores the rest for the next boot. It is the default because a task states
+        what the VM should be, and an admin expects a running VM to be it where the hypervisor allows, as
+        C(virsh setmem), virt-manager and Proxmox do (the collection's C(docs/decisions/live-changes.md)).
+      - V(next_boot) stores everything; the guest sees it at its next boot, and RV(restart_required) is V(true)
+        until then (also on later runs).
+      - V(restart) applies what it can live, as V(live) does; when something still waits for the next boot, it
+        shuts the domain down (as O(state=shutdown) does, honouring O(shutdown_timeout) and O(force)) and starts
+        it again, in the state O(state) asks for.
     type: str
-    default: next_boot
-    choices: [next_boot, restart]
+    default: live
+    choices: [live, next_boot, restart]
+  detach_timeout:
+    description:
+      - Seconds to wait, with O(apply=live), for the guest to release a device taken out of the definition
+        (libvirt asks the guest OS, which may take its time or refuse).
+      - A device still in the guest at the end is already gone from the stored definition; RV(differences) says
+        V(waiting) and RV(restart_required) is V(true) (it goes at the next boot at the latest).
+    type: int
+    default: 30
   shutdown_timeout:
     description:
       - Seconds to wait for the guest to turn off after the ACPI power button, for O(state=shutdown),
@@ -147,19 +169,33 @@ options:
         choices: [linux, windows, other]
       memory:
         description:
-          - Memory of the guest. A number is MiB; a size with a unit (V(4G), V(512M), V(8 GiB)) is read with
-            binary units.
+          - Memory of the guest (C(<currentMemory>)). A number is MiB; a size with a unit (V(4G), V(512M),
+            V(8 GiB)) is read with binary units.
           - Default V(2048) (Linux), V(4096) (Windows), V(1024) (other).
+          - A running guest with a memory balloon (O(model.balloon)) gets a new value at once, up to
+            O(model.max_memory).
+        type: raw
+      max_memory:
+        description:
+          - The most memory the guest can have without a restart (C(<memory>)), in the units of O(model.memory).
+          - Default O(model.memory). A change of it waits for the next boot.
         type: raw
       vcpus:
         description:
-          - Number of virtual CPUs.
+          - Number of virtual CPUs online (C(<vcpu current=...>)). A running guest gets more or fewer at once, up
+            to O(model.max_vcpus).
         type: int
         default: 2
+      max_vcpus:
+        description:
+          - The most vCPUs the guest can have without a restart (C(<vcpu>)); the CPU topology (O(model.cpu))
+            describes these.
+          - Default O(model.vcpus). A change of it waits for the next boot.
+        type: int
       cpu:
         description:
           - CPU model and topology. O(model.cpu.sockets) x O(model.cpu.cores) x O(model.cpu.threads) must equal
-            O(model.vcpus); O(model.cpu.cores) defaults to what makes it so.
+            O(model.max_vcpus) (by default O(model.vcpus)); O(model.cpu.cores) defaults to what makes it so.
         type: dict
         suboptions:
           mode:
@@ -553,7 +589,10 @@ attributes:
       any mutating libvirt API; the actions are those the real run takes.
   diff_mode:
     support: full
-    details: A diff of the stored definition and the new one (graphics passwords masked).
+    details:
+      - A diff of the stored definition and the new one (graphics passwords masked).
+      - When the domain runs and does not run all of the new definition yet, a second diff of its live XML
+        (C(virsh dumpxml)) and the stored definition.
   platform:
     support: full
     platforms: posix
@@ -738,7 +777,14 @@ EXAMPLES = r'''
     xml: "{{ lookup('ansible.builtin.template', 'router.xml.j2') }}"
     state: running
 
-- name: Give a running VM more memory, and restart it so that it sees it
+- name: Give a running VM more memory at once (within <memory>) and a second vCPU (within <vcpu>)
+  phyllome.os.domain:
+    name: router
+    xml: <domain><currentMemory unit='GiB'>3</currentMemory><vcpu current='2'>4</vcpu></domain>
+  register: router
+  # router.differences: [{path: currentMemory, class: live, done: applied, ...}, {path: vcpu, ...}]
+
+- name: Give a running VM more memory than its maximum, and restart it so that it sees it
   phyllome.os.domain:
     name: router
     xml: <domain><memory unit='GiB'>2</memory><currentMemory unit='GiB'>2</currentMemory></domain>
@@ -791,6 +837,7 @@ restart_required:
   description:
     - Whether the domain runs with an older definition than the stored one and needs a restart (a shutdown
       and a start, not a guest reboot) to see it. Stays V(true) on later runs until it was restarted.
+    - V(false) when every change was applied to the running guest (O(apply=live)).
   returned: always
   type: bool
   sample: false
@@ -820,6 +867,43 @@ cloud_init:
       description: Size in bytes of each file of the seed, by name.
       type: dict
       sample: {"meta-data": 58, "network-config": 89, "user-data": 231}
+differences:
+  description:
+    - Each difference between the request and the stored definition, with its class and what the task did
+      (or, in check mode, would do) with it. Empty when the definition already matched.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    change:
+      description: The difference in words, as in RV(changes).
+      type: str
+    path:
+      description: Where in the domain XML (C(currentMemory), C(devices/disk[vdb]), C(os/type)).
+      type: str
+    class:
+      description:
+        - V(live) when libvirt can apply it to the running guest, V(next_boot) when the guest sees it only at its
+          next boot, V(recreate) when only a new domain can have it (its uuid).
+        - For a domain that is not running, everything is V(next_boot) (it sees it when it starts).
+      type: str
+      choices: [live, next_boot, recreate]
+    done:
+      description:
+        - V(applied) to the running guest and the stored definition; V(defined) in the stored definition only
+          (the guest sees it at its next boot, or start); V(waiting) when the guest has not released a detached
+          device within O(detach_timeout) (already out of the definition); V(not_done) for a V(recreate).
+      type: str
+      choices: [applied, defined, waiting, not_done]
+    reason:
+      description: Why a change is not live (libvirt's own words when the running guest refused it), else null.
+      type: str
+  sample:
+    - {change: currentMemory changed from 2 GiB to 3 GiB, path: currentMemory, class: live, done: applied,
+       reason: null}
+    - {change: "devices/disk[vdb] added", path: "devices/disk[vdb]", class: live, done: applied, reason: null}
+    - {change: "os/type: machine changed from 'pc-q35-7.2' to 'pc-q35-8.2'", path: os/type, class: next_boot,
+       done: defined, reason: null}
 changes:
   description:
     - What changed in the definition, in words. Empty when the definition already matched.
@@ -879,6 +963,9 @@ def _converge(module, recorder):
         result = run_domain(module.params, client, recorder)
     for warning in result.pop('warnings'):
         module.warn(warning)
+    live_diff = result.pop('live_diff')
+    if live_diff is not None:
+        result['diff'] = [result['diff'], live_diff]
     return result
 
 

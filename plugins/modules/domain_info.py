@@ -147,9 +147,13 @@ domains:
       type: str
       sample: pc-q35-7.2
     vcpus:
-      description: Number of virtual CPUs.
+      description: Number of virtual CPUs online (C(<vcpu current=...>), else C(<vcpu>)).
       type: int
       sample: 4
+    max_vcpus:
+      description: The most virtual CPUs it can have without a restart (C(<vcpu>)).
+      type: int
+      sample: 8
     memory_mib:
       description: Maximum memory, MiB.
       type: int
@@ -211,6 +215,21 @@ domains:
           description: The source the addresses came from (C(agent), C(lease) or C(arp)), null when none knew one.
           type: str
           sample: agent
+    pending_changes:
+      description:
+        - For a running persistent domain, what its stored definition has that the running guest does not run
+          yet (it sees it at its next boot), compared semantically, as M(phyllome.os.domain) compares (C(change)
+          in words, C(path) in the XML). Empty when the guest runs its definition, and for a domain that is not
+          running or is transient.
+        - The balloon's current size is not compared (the guest's driver reaches its target in its own time).
+      type: list
+      elements: dict
+      sample:
+        - {change: "os/type: machine changed from 'pc-q35-7.2' to 'pc-q35-8.2'", path: os/type}
+    restart_required:
+      description: Whether RV(domains[].pending_changes) has anything (a restart, not a guest reboot, applies it).
+      type: bool
+      sample: false
     address_lookup:
       description:
         - What each source of O(address_sources) said, in that order (empty for an inactive domain), as

@@ -64,7 +64,10 @@ attributes:
       results and actions are those of the real run.
   diff_mode:
     support: full
-    details: One diff per changed domain, each headed with the domain's name (graphics passwords masked).
+    details:
+      - One diff per changed domain, each headed with the domain's name (graphics passwords masked).
+      - A running domain that does not run all of its new definition yet has a second one, of its live XML and
+        the stored definition.
   platform:
     support: full
     platforms: posix
@@ -174,6 +177,15 @@ results:
       description: What changed in the definition, in words.
       type: list
       elements: str
+    differences:
+      description:
+        - Each difference with its class (V(live), V(next_boot), V(recreate)), what was done with it (V(applied),
+          V(defined), V(waiting), V(not_done)) and why it is not live, as in M(phyllome.os.domain)'s result.
+      type: list
+      elements: dict
+      sample:
+        - {change: currentMemory changed from 2 GiB to 3 GiB, path: currentMemory, class: live, done: applied,
+           reason: null}
     actions:
       description: What the task did (in check mode, would do) to this domain, in order.
       type: list

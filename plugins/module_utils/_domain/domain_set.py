@@ -276,6 +276,7 @@ def item_result(result, status, recorder, index=None, diff=False):
         'restart_required': result['restart_required'],
         'cloud_init': result.get('cloud_init'),
         'changes': result['changes'],
+        'differences': list(result.get('differences') or []),
         'actions': list(recorder.actions),
         # What libvirt did not keep as asked (domain's intent record); the
         # module turns these into Ansible warnings.
@@ -283,6 +284,8 @@ def item_result(result, status, recorder, index=None, diff=False):
     }
     if diff:
         entry['diff'] = result['diff']
+        if result.get('live_diff'):
+            entry['live_diff'] = result['live_diff']
     return entry
 
 
@@ -390,5 +393,10 @@ def _fail_midway(exc, label, results, failed, rest, undeclared):
 def _module_result(results, undeclared):
     result = {'results': results}
     result.update(summarize(results))
-    result['diff'] = [r['diff'] for r in results if r.get('diff') is not None and r['changed']]
+    result['diff'] = []
+    for r in results:
+        if r.get('diff') is not None and r['changed']:
+            result['diff'].append(r['diff'])
+            if r.get('live_diff'):
+                result['diff'].append(r.pop('live_diff'))
     return result

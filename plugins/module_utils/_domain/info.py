@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ansible_collections.phyllome.os.plugins.module_utils._common.deps import require
 from ansible_collections.phyllome.os.plugins.module_utils._common.errors import InvalidInput, LibvirtFailure
+from ansible_collections.phyllome.os.plugins.module_utils._domain.live import pending
 from ansible_collections.phyllome.os.plugins.module_utils._domain.summary import interface_macs, summary
 from ansible_collections.phyllome.os.plugins.module_utils._domain.xml import parse_domain
 from ansible_collections.phyllome.os.plugins.module_utils._libvirt.domain_client import ACTIVE_STATES
@@ -38,8 +39,14 @@ def collect_domains(client, names=None, states=None, with_xml=False, address_sou
             addresses, lookup = find_addresses(
                 interface_macs(domain), address_sources,
                 lambda source, dom=dom: client.interface_addresses(dom, source))
-        entry = summary(domain, state, client.autostart(dom), client.is_persistent(dom), addresses)
+        persistent = client.is_persistent(dom)
+        entry = summary(domain, state, client.autostart(dom), persistent, addresses)
         entry['address_lookup'] = lookup
+        entry['pending_changes'] = []
+        if state in ACTIVE_STATES and persistent:
+            stored = parse_domain(client.xml(dom, inactive=True), 'the stored definition of %s' % client.name(dom))
+            entry['pending_changes'] = pending(stored, domain)
+        entry['restart_required'] = bool(entry['pending_changes'])
         if with_xml:
             entry['xml'] = xml
         result.append(entry)

@@ -199,8 +199,10 @@ def device_present(device, domain):
 
 # --- what waits for the next boot ---------------------------------------------
 
-# Live-only or runtime parts that compare(stored, live) still sees.
-_RUNTIME_PATHS = ('currentMemory',)
+# Parts of a stored definition that a running guest never sees: the balloon's current size (the guest's driver
+# reaches the target in its own time), and what libvirt keeps for its users (metadata, such as this collection's
+# record, which a define of a running domain writes into the stored definition only; title, description).
+_NOT_PENDING = ('currentMemory', 'metadata', 'title', 'description')
 
 
 def pending(stored, live):
@@ -208,13 +210,31 @@ def pending(stored, live):
 
     The same comparison as the module's, with the stored definition in the
     role of the request and the live XML in that of libvirt's copy (what the
-    live XML adds by itself, aliases, runtime paths, is no difference). The
-    balloon's current size is not compared: the guest's driver reaches the
-    target in its own time.
+    live XML adds by itself, aliases, runtime paths, is no difference), and
+    without what the guest never sees (_NOT_PENDING).
     """
     result = []
     for difference in compare(stored, live):
-        if difference.parts[:1] in ((p,) for p in _RUNTIME_PATHS):
+        if difference.parts[:1] and difference.parts[0].split('[', 1)[0] in _NOT_PENDING:
+            continue
+        if _cpu_expanded_at_start(difference, stored):
             continue
         result.append({'change': describe(difference), 'path': difference.path})
     return result
+
+
+def _cpu_expanded_at_start(difference, stored):
+    """True for what libvirt writes into a running domain's <cpu> when QEMU starts: the CPU it checked
+    (check='full'), the features of the model, and for host-model the model and vendor it chose (mode custom)."""
+    parts = difference.parts
+    if not parts or parts[0] != 'cpu':
+        return False
+    if parts == ('cpu',) and difference.attribute == 'check':
+        return True
+    child = parts[1].split('[', 1)[0] if len(parts) > 1 else None
+    if child == 'feature' and difference.change == 'removed':
+        return True
+    cpu = stored.find('cpu')
+    if cpu is None or cpu.get('mode') != 'host-model':
+        return False
+    return (parts == ('cpu',) and difference.attribute == 'mode') or child in ('vendor', 'model')

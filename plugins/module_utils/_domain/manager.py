@@ -55,6 +55,7 @@ class _Plan:
         self.active_id = None    # the ID of the running domain, None when it is not running
         self.live = False        # apply what a running guest can take at once
         self.metadata = None     # the collection's record (xml.read_metadata) to write with the definition
+        self.live_xml = None     # the running guest's XML (without secrets), when a restart may be due
         self.new_volumes = []    # [storage.NewVolume] to create before defining
         self.resizes = []        # [storage.Resize] of existing volumes, after defining
         self.seed = None         # the cloud-init seed as results show it: volume, digest, sizes
@@ -118,6 +119,7 @@ def run_domain(params, client, recorder, sleep=time.sleep, clock=time.monotonic)
         _plan_storage(desired, params, plan, client, recorder)
         _plan_definition(desired, owned, plan, active_id)
         _define(plan, client, recorder, params, sleep, clock)
+    _check_pending(plan, client, recorder)
 
     _set_autostart(plan, params, client, recorder)
     _converge_state(plan, params, client, recorder, sleep, clock)
@@ -699,6 +701,7 @@ def _result(plan, client, recorder, removed=False, wanted_state=None):
         effective = parse_domain(client.inactive_xml(plan.dom), 'the stored definition of %s' % plan.name)
         state = client.state(plan.dom)
     shown = effective if effective is not None else plan.current
+    after = '' if removed else unified_xml(plan.definition if plan.definition is not None else plan.current)
     return {
         'name': plan.name,
         'uuid': text_of(shown, 'uuid') if shown is not None else None,
@@ -712,11 +715,40 @@ def _result(plan, client, recorder, removed=False, wanted_state=None):
         'actions': list(recorder.actions),
         'diff': {
             'before': unified_xml(plan.current),
-            'after': '' if removed else unified_xml(plan.definition if plan.definition is not None else plan.current),
+            'after': after,
             'before_header': '%s (stored definition)' % plan.name,
             'after_header': '%s (%s)' % (plan.name, 'removed' if removed else 'new definition'),
         },
+        'live_diff': _live_diff(plan, effective, state) if not removed else None,
     }
+
+
+def _live_diff(plan, effective, state):
+    """The running guest's XML beside the stored definition, when the guest does not run all of it yet."""
+    if not plan.restart_required or plan.live_xml is None or effective is None or state not in ACTIVE_STATES:
+        return None
+    return {'before': plan.live_xml, 'after': unified_xml(effective), 'before_header': '%s (running)' % plan.name,
+            'after_header': '%s (stored definition, for the next boot)' % plan.name}
+
+
+def _check_pending(plan, client, recorder):
+    """Whether a restart is really due: the record says so, and the running guest's XML still lacks part of the
+    stored definition (compared as the request is; a change since applied live, or undone, is no longer due)."""
+    if not plan.restart_required or plan.active_id is None:
+        return
+    if any(c.done != domain_live.APPLIED for c in plan.classified):
+        # This run stored something the guest does not have (the comparison leaves out the balloon's size).
+        plan.live_xml = client.xml(plan.dom)
+        return
+    if recorder.check_mode and plan.definition is not None:
+        stored = plan.definition  # the prediction: what the run would store
+    else:
+        stored = parse_domain(client.inactive_xml(plan.dom), 'the stored definition of %s' % plan.name)
+    plan.live_xml = client.xml(plan.dom)
+    if recorder.check_mode and plan.definition is not None:
+        return  # the guest has not seen the live changes check mode predicts: keep the prediction
+    if not domain_live.pending(stored, parse_domain(plan.live_xml, 'the live definition of %s' % plan.name)):
+        plan.restart_required = False
 
 
 def _predicted_state(plan, client, wanted):

@@ -136,6 +136,7 @@ def summary(domain, state, autostart, persistent, addresses=None):
     memory = domain.find('memory')
     current = domain.find('currentMemory')
     vcpu = text_of(domain, 'vcpu')
+    online = domain.find('vcpu').get('current') if domain.find('vcpu') is not None else None
     return {
         'name': text_of(domain, 'name'),
         'uuid': text_of(domain, 'uuid'),
@@ -145,7 +146,8 @@ def summary(domain, state, autostart, persistent, addresses=None):
         'domain_type': domain.get('type'),
         'arch': os_type.get('arch') if os_type is not None else None,
         'machine': os_type.get('machine') if os_type is not None else None,
-        'vcpus': int(vcpu) if vcpu and vcpu.isdigit() else None,
+        'vcpus': int(online) if online and online.isdigit() else int(vcpu) if vcpu and vcpu.isdigit() else None,
+        'max_vcpus': int(vcpu) if vcpu and vcpu.isdigit() else None,
         'memory_mib': _mib(memory),
         'current_memory_mib': _mib(current),
         'firmware': fw,

@@ -244,3 +244,24 @@ def test_a_device_the_guest_still_holds_is_present():
     assert live.device_present(device, parse_domain(LIVE_XML)) is True
     other = parse_domain(_desired(NEW_DISK)).find("devices/disk/target[@dev='vdb']/..")
     assert live.device_present(other, parse_domain(LIVE_XML)) is False
+
+
+@pytest.mark.parametrize('stored_cpu, live_cpu', [
+    ("<cpu mode='custom' match='exact' check='none'><model fallback='forbid'>qemu64</model></cpu>",
+     "<cpu mode='custom' match='exact' check='full'><model fallback='forbid'>qemu64</model>"
+     "<feature policy='require' name='hypervisor'/><feature policy='disable' name='lahf_lm'/></cpu>"),
+    ("<cpu mode='host-model' check='partial'/>",
+     "<cpu mode='custom' match='exact' check='full'><model fallback='forbid'>EPYC-Rome</model><vendor>AMD</vendor>"
+     "<feature policy='require' name='x2apic'/></cpu>"),
+])
+def test_the_cpu_libvirt_expands_at_start_is_not_pending(stored_cpu, live_cpu):
+    stored = STORED.replace('<os>', stored_cpu + '<os>')
+    running = LIVE_XML.replace('<os>', live_cpu + '<os>')
+    assert live.pending(parse_domain(stored), parse_domain(running)) == []
+
+
+def test_another_cpu_model_is_pending():
+    stored = STORED.replace('<os>', "<cpu mode='custom' match='exact'><model fallback='forbid'>EPYC</model></cpu><os>")
+    running = LIVE_XML.replace('<os>', "<cpu mode='custom' match='exact' check='full'><model fallback='forbid'>qemu64"
+                                       "</model><feature policy='require' name='hypervisor'/></cpu><os>")
+    assert [p['path'] for p in live.pending(parse_domain(stored), parse_domain(running))] == ['cpu/model']

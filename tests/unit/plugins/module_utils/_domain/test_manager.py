@@ -203,6 +203,10 @@ def test_apply_next_boot_leaves_the_running_guest_alone(client, name, image):
     assert 'set_vcpus_live' not in client.called
     assert [(c['class'], c['done']) for c in real['differences']] == [('live', 'defined')]
     assert real['restart_required'] is True
+    # The running guest's XML beside the stored definition it does not run yet.
+    assert real['live_diff']['before_header'] == '%s (running)' % name
+    assert "current='1'" in real['live_diff']['before'] and "current='1'" not in real['live_diff']['after']
+    assert run(client, name=name, model=model(image, vcpus=1, max_vcpus=2))['live_diff'] is None
 
 
 def test_change_to_a_stopped_domain_needs_no_restart(client, name, image):
