@@ -119,7 +119,7 @@ def run_domain(params, client, recorder, sleep=time.sleep, clock=time.monotonic)
         _plan_storage(desired, params, plan, client, recorder)
         _plan_definition(desired, owned, plan, active_id)
         _define(plan, client, recorder, params, sleep, clock)
-    _check_pending(plan, client, recorder)
+    _read_live(plan, client)
 
     _set_autostart(plan, params, client, recorder)
     _converge_state(plan, params, client, recorder, sleep, clock)
@@ -400,8 +400,8 @@ def _classify(plan, differences, desired):
 def _waits_for_boot(plan):
     """Whether some change of a running domain is in its definition only (or the guest still holds a device)."""
     if not plan.classified:
-        # A definition rewritten without a difference (new volumes): the guest runs what it says.
-        return False
+        # A definition rewritten for new volumes only (a cloud-init seed written anew): the guest reads them at boot.
+        return True
     return any(c.done != domain_live.APPLIED for c in plan.classified)
 
 
@@ -463,8 +463,14 @@ def _apply_live(plan, client, recorder, params, sleep, clock):
     merged, _differences = merge(plan.desired, plan.current, plan.owned)
     plan.definition = merged
     pending = _pending_restart(plan.current, plan.active_id)
-    if _waits_for_boot(plan):
+    if _waits_for_boot(plan) or plan.new_volumes:
         pending = plan.active_id
+    elif pending is not None:
+        # An earlier run left a change for the next boot: still due only while the running guest lacks part of
+        # what is to be stored (compared as the request is; this run may have applied or undone it live).
+        live = parse_domain(client.xml(plan.dom), 'the live definition of %s' % plan.name)
+        if not domain_live.pending(merged, live):
+            pending = None
     plan.restart_required = pending is not None
     _write_record(plan, pending)
 
@@ -727,28 +733,16 @@ def _live_diff(plan, effective, state):
     """The running guest's XML beside the stored definition, when the guest does not run all of it yet."""
     if not plan.restart_required or plan.live_xml is None or effective is None or state not in ACTIVE_STATES:
         return None
+    if not domain_live.pending(effective, parse_domain(plan.live_xml, 'the live definition of %s' % plan.name)):
+        return None  # what waits is not in the XML (a cloud-init seed written anew)
     return {'before': plan.live_xml, 'after': unified_xml(effective), 'before_header': '%s (running)' % plan.name,
             'after_header': '%s (stored definition, for the next boot)' % plan.name}
 
 
-def _check_pending(plan, client, recorder):
-    """Whether a restart is really due: the record says so, and the running guest's XML still lacks part of the
-    stored definition (compared as the request is; a change since applied live, or undone, is no longer due)."""
-    if not plan.restart_required or plan.active_id is None:
-        return
-    if any(c.done != domain_live.APPLIED for c in plan.classified):
-        # This run stored something the guest does not have (the comparison leaves out the balloon's size).
+def _read_live(plan, client):
+    """The running guest's XML, for the second diff, when a restart is due."""
+    if plan.restart_required and plan.active_id is not None:
         plan.live_xml = client.xml(plan.dom)
-        return
-    if recorder.check_mode and plan.definition is not None:
-        stored = plan.definition  # the prediction: what the run would store
-    else:
-        stored = parse_domain(client.inactive_xml(plan.dom), 'the stored definition of %s' % plan.name)
-    plan.live_xml = client.xml(plan.dom)
-    if recorder.check_mode and plan.definition is not None:
-        return  # the guest has not seen the live changes check mode predicts: keep the prediction
-    if not domain_live.pending(stored, parse_domain(plan.live_xml, 'the live definition of %s' % plan.name)):
-        plan.restart_required = False
 
 
 def _predicted_state(plan, client, wanted):
