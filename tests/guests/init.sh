@@ -80,10 +80,22 @@ fi
 if [ "$HOTPLUG_REPORT" = yes ]; then
     # one line whenever what the guest sees changes (a test plugs devices, vCPUs, balloon memory)
     devices() {
-        blocks=$(ls /sys/block | grep -v -e '^loop' -e '^ram' | tr '\n' ' ')
-        nets=$(ls /sys/class/net | grep -v '^lo$' | tr '\n' ' ')
+        blocks=
+        for dev in /sys/block/*; do
+            case "${dev##*/}" in
+                loop* | ram* | '*') ;;
+                *) blocks="$blocks ${dev##*/}" ;;
+            esac
+        done
+        nets=
+        for dev in /sys/class/net/*; do
+            case "${dev##*/}" in
+                lo | '*') ;;
+                *) nets="$nets ${dev##*/}" ;;
+            esac
+        done
         mem=$(awk '/^MemTotal/ {print $2}' /proc/meminfo)
-        echo "block=[${blocks% }] net=[${nets% }] cpus=$(cat /sys/devices/system/cpu/present) memtotal_kib=$mem"
+        echo "block=[${blocks# }] net=[${nets# }] cpus=$(cat /sys/devices/system/cpu/present) memtotal_kib=$mem"
     }
     (
         last=
