@@ -21,7 +21,8 @@ description:
   - Reports which host limits which feature, that is every feature some host offers and the baseline lacks,
     with the hosts that lack it (RV(limited_features), RV(hosts[].limits)).
   - libvirt computes the baseline with the hypervisor behind O(uri), so the result is also limited to what that
-    QEMU and KVM can run, and features of a host's CPU they cannot provide are listed in RV(not_provided).
+    QEMU and KVM can run, and features every host offers that they cannot provide are listed in
+    RV(not_provided).
     Point O(uri) at one of the group's hosts (the default runs it on the host the task runs on).
   - Hosts with CPUs of different vendors (Intel and AMD) or architectures cannot share a CPU model; the
     module fails naming which hosts are which.
@@ -186,19 +187,15 @@ hosts:
       type: list
       elements: str
       sample: [clflushopt, xsaves]
-    not_provided:
-      description:
-        - Features of this host's CPU model that the hypervisor behind O(uri) cannot give a guest. Empty when
-          O(uri) is this host or one like it.
-      type: list
-      elements: str
 limited_features:
   description: Every feature some host offers and the baseline lacks, with the hosts that lack it.
   returned: success
   type: dict
   sample: {clflushopt: [host1], xsaves: [host1]}
 not_provided:
-  description: The union of RV(hosts[].not_provided), and the features every host offers that the baseline lacks.
+  description:
+    - Features every host offers that the baseline still lacks, so the hypervisor behind O(uri) cannot provide
+      them. Empty when O(uri) is one of the hosts.
   returned: success
   type: list
   elements: str

@@ -143,24 +143,14 @@ def fleet_baseline(group, baseline):
     cpus = [cpu_xml(h['cpu']) for h in group]
     result = parse_cpu(baseline(cpus, False))
     expanded = enabled_features(parse_cpu(baseline(cpus, True)))
-    per_host = {}
-    not_provided = {}
-    for host, cpu in zip(group, cpus):
-        own = parse_cpu(baseline([cpu], True))
-        per_host[host['name']] = enabled_features(own)
-        # A feature of the host's own model that the expansion disables is one
-        # the hypervisor behind the connection cannot give a guest.
-        declared_off = {f['name'] for f in host['cpu']['features'] if f['policy'] not in _ENABLED}
-        not_provided[host['name']] = sorted(f['name'] for f in own['features']
-                                            if f['policy'] == 'disable' and f['name'] not in declared_off)
+    per_host = {h['name']: enabled_features(parse_cpu(baseline([cpu], True))) for h, cpu in zip(group, cpus)}
     found = limits(expanded, per_host)
     return {
         'cpu': result,
         'cpu_xml': cpu_xml(result),
         'features': sorted(expanded),
         'hosts': [{'name': h['name'], 'model': h['cpu']['model'], 'vendor': h['cpu']['vendor'],
-                   'machine': h['cpu']['machine'], 'limits': found['by_host'][h['name']],
-                   'not_provided': not_provided[h['name']]} for h in group],
+                   'machine': h['cpu']['machine'], 'limits': found['by_host'][h['name']]} for h in group],
         'limited_features': found['by_feature'],
-        'not_provided': sorted(set(found['not_provided']).union(*not_provided.values())),
+        'not_provided': found['not_provided'],
     }
