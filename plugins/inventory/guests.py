@@ -96,7 +96,7 @@ from ansible.utils.display import Display
 
 from ansible_collections.phyllome.os.plugins.module_utils._common.errors import PhyllomeError
 from ansible_collections.phyllome.os.plugins.module_utils._domain.info import collect_domains
-from ansible_collections.phyllome.os.plugins.module_utils._fleet.guests import host_name, inventory
+from ansible_collections.phyllome.os.plugins.module_utils._fleet.guests import host_name, inventory as guests_inventory
 from ansible_collections.phyllome.os.plugins.module_utils._libvirt.domain_client import DomainClient
 
 display = Display()
@@ -109,8 +109,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def verify_file(self, path):
         return super().verify_file(path) and path.endswith(('phyllome_guests.yml', 'phyllome_guests.yaml'))
 
-    def parse(self, inventory_data, loader, path, cache=True):
-        super().parse(inventory_data, loader, path, cache=cache)
+    def parse(self, inventory, loader, path, cache=True):
+        super().parse(inventory, loader, path, cache=cache)
         self._read_config_data(path)
         key = self.get_cache_key(path)
         use_cache = self.get_option('cache') and cache
@@ -124,7 +124,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             hosts = self._read_hosts()
             if self.get_option('cache'):
                 self._cache[key] = hosts
-        self._populate(inventory(hosts, self.get_option('prefix')))
+        self._populate(guests_inventory(hosts, self.get_option('prefix')))
 
     def _host_entries(self):
         entries = []
