@@ -29,13 +29,13 @@ def test_the_plugin_loads_by_its_name():
 def test_guests_of_the_test_driver(tmp_path):
     inv = load(tmp_path, 'plugin: phyllome.os.guests\nhosts:\n  - {name: hv1, uri: "test:///default"}\n'
                          'keyed_groups:\n  - {key: phyllome_guest.firmware, prefix: firmware}\n'
-                         'compose:\n  vcpus: phyllome_guest.vcpus\n')
+                         'compose:\n  guest_firmware: phyllome_guest.firmware\n')
     host = inv.get_host('test')
     assert host is not None
     hostvars = host.get_vars()
     assert hostvars['ansible_host'] == '192.168.122.3'
     assert hostvars['phyllome_guest_host'] == 'hv1'
-    assert hostvars['vcpus'] == hostvars['phyllome_guest']['vcpus']
+    assert hostvars['guest_firmware'] == hostvars['phyllome_guest']['firmware'] == 'bios'
     groups = {g.name for g in host.get_groups()}
     assert {'host_hv1', 'state_running', 'os_unknown', 'firmware_bios'} <= groups
 
