@@ -41,7 +41,18 @@ description:
     both otherwise, the task fails without changing anything (which copy to keep is the user's choice).
   - Check mode returns the plan (RV(plan)) and the steps, and changes nothing. It lists the varstore and the TPM
     state as one step each; the real run adds the transient pools and volumes it uses for them.
-  - O(mode=live) is not implemented yet (the task fails, changing nothing).
+  - O(mode=live) moves a running domain while it runs (libvirt's managed live migration, virDomainMigrate3 with
+    C(VIR_MIGRATE_LIVE | PERSIST_DEST | NON_SHARED_DISK)). The same checks as O(mode=cold) come first, plus two;
+    the domain must be running, and libvirt's comparison of its C(<cpu>) with the target hypervisor's
+    (virConnectCompareHypervisorCPU, on the target connection) must not say C(incompatible); the refusal points to
+    a common CPU model for the fleet (C(phyllome.os.cpu_baseline)). Then each disk's volume is created empty in its
+    target pool with the source's format and capacity (QEMU's drive-mirror writes into existing files), the UEFI
+    varstore is copied as in a cold move (libvirt 9.0 does not carry it), and libvirt migrates memory and disks
+    over O(migrate_uri), at most O(bandwidth) MiB/s; the swtpm TPM state travels in QEMU's migration stream. After
+    O(timeout) seconds the job is aborted (virDomainAbortJob). A failure or an abort deletes what the target got;
+    the domain keeps running on the source. After the move, the stopped source copy is undefined and its volumes
+    deleted (or kept, O(keep_source)), as after a cold move. O(shutdown_timeout), O(force), O(start) and
+    O(verify) do not apply (the domain runs on the target; QEMU's mirror is its own check).
 options:
   name:
     description:
@@ -61,8 +72,8 @@ options:
     required: true
   mode:
     description:
-      - V(cold) shuts the domain down and copies it; V(live) (libvirt live migration with storage copy) is not
-        implemented yet.
+      - V(cold) shuts the domain down and copies it; V(live) moves it while it runs (libvirt live migration with
+        storage copy).
     type: str
     choices: [cold, live]
     default: cold
@@ -104,6 +115,22 @@ options:
         the source, before the source is touched. Costs one more read of the data on the target (holes are free).
     type: bool
     default: true
+  migrate_uri:
+    description:
+      - O(mode=live) only. Where the source's QEMU sends the migration stream and the disks, libvirt's
+        C(VIR_MIGRATE_PARAM_URI), e.g. C(tcp://192.0.2.2) for a dedicated migration link; by default the target
+        host's own name as its libvirt resolves it.
+    type: str
+  bandwidth:
+    description:
+      - O(mode=live) only. Upper limit of the migration, in MiB/s (C(VIR_MIGRATE_PARAM_BANDWIDTH)); by default
+        libvirt's.
+    type: int
+  timeout:
+    description:
+      - O(mode=live) only. Seconds after which a migration still running is aborted; the domain keeps running on
+        the source and the task fails. By default no limit.
+    type: int
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -126,6 +153,9 @@ notes:
   - Disks must be files that a storage pool of the source lists (any C(dir), C(fs) or C(netfs) pool; define one
     over a directory of images with M(phyllome.os.storage_pool)). Target pools must be directory-backed.
   - The TPM state is read from C(/var/lib/libvirt/swtpm/<uuid>/), where a system libvirtd keeps it.
+  - O(mode=live) needs distinct host UUIDs on the two hosts (libvirt refuses to migrate to the "same host"; set
+    C(host_uuid) in C(libvirtd.conf) of cloned machines) and the target's migration ports (49152-49215) reachable
+    from the source at O(migrate_uri).
   - Copied files take the owner and mode they had on the source (numeric ids); libvirt sets the owner QEMU and
     swtpm need when the domain starts.
 seealso:
@@ -157,6 +187,16 @@ EXAMPLES = r'''
       default: lan
     keep_source: true
     start: true
+
+- name: Move a running VM while it runs, over a dedicated link, at most 500 MiB/s
+  phyllome.os.migrate:
+    name: vm1
+    mode: live
+    source_uri: qemu+ssh://root@host1/system
+    target_uri: qemu+ssh://root@host2/system
+    migrate_uri: tcp://192.0.2.2
+    bandwidth: 500
+    timeout: 1800
 
 - name: What would move, and how many bytes (check mode)
   phyllome.os.migrate:
@@ -236,6 +276,10 @@ mb_per_s:
 seconds:
   description: Seconds from the first change to the domain defined (and started) on the target.
   returned: when the domain moved
+  type: float
+migration_seconds:
+  description: O(mode=live) only. Seconds libvirt's live migration took (memory and disks).
+  returned: when the domain moved live
   type: float
 started:
   description: Whether the domain was started on the target.

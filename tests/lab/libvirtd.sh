@@ -104,6 +104,10 @@ make_tree() {
   install -d -m 0755 "$SYS/etc/libvirt" "$SYS/etc/libvirt/qemu" "$SYS/etc/libvirt/qemu/networks" \
     "$SYS/etc/libvirt/qemu/networks/autostart" "$SYS/etc/libvirt/hooks"
   find /etc/libvirt -maxdepth 1 -type f -exec cp -p {} "$SYS/etc/libvirt/" \;
+  # a host UUID of its own (from the namespace's name): two private daemons are
+  # two hosts to libvirt, which refuses to migrate a domain to the "same host"
+  printf '\nhost_uuid = "%s"\n' "$(printf '%s' "$NETNS" | md5sum |
+    sed -E 's/^(.{8})(.{4})(.{4})(.{4})(.{12}).*/\1-\2-\3-\4-\5/')" >>"$SYS/etc/libvirt/libvirtd.conf"
   if [ -d /etc/libvirt/nwfilter ]; then
     cp -a /etc/libvirt/nwfilter "$SYS/etc/libvirt/"
   fi

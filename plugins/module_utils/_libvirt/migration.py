@@ -16,6 +16,7 @@ their directory, made on the same connections (see docs/decisions/migration.md).
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from xml.sax.saxutils import escape
 
@@ -177,3 +178,71 @@ def _send_all(stream, data):
         if sent < 0:
             raise LibvirtFailure('the upload stream refused data (%d)' % sent)
         data = data[sent:]
+
+
+# By value (libvirt 9.0): virDomainMigrateFlags LIVE, PERSIST_DEST, NON_SHARED_DISK; virCPUCompareResult.
+# No UNDEFINE_SOURCE: the migrate module undefines the stopped source copy itself (with its varstore and TPM
+# state, and its volumes), or keeps it with keep_source, as after a cold move.
+MIGRATE_LIVE = 1 << 0
+MIGRATE_PERSIST_DEST = 1 << 3
+MIGRATE_NON_SHARED_DISK = 1 << 6
+LIVE_FLAGS = MIGRATE_LIVE | MIGRATE_PERSIST_DEST | MIGRATE_NON_SHARED_DISK
+# virDomainXMLFlags SECURE | MIGRATABLE: what the target's QEMU must be given.
+XML_SECURE_MIGRATABLE = 1 | 8
+CPU_COMPARE = {-1: 'error', 0: 'incompatible', 1: 'identical', 2: 'superset'}
+
+
+def compare_hypervisor_cpu(client, arch, machine, virttype, cpu_xml):
+    """libvirt's verdict on the guest CPU `cpu_xml` on `client`'s hypervisor: 'identical', 'superset' or 'incompatible'."""
+    found = client._call('cannot compare the domain CPU with the target hypervisor\'s',
+                         client.conn.compareHypervisorCPU, None, arch, machine, virttype, cpu_xml, 0)
+    return CPU_COMPARE.get(found, str(found))
+
+
+def migratable_xml(client, dom):
+    """The running domain's XML as a migration carries it (secrets included: never put in a result)."""
+    return client._call('cannot read the running definition', dom.XMLDesc, XML_SECURE_MIGRATABLE)
+
+
+def migrate_live(source, dom, target, dest_xml, persist_xml, migrate_uri=None, bandwidth=None, timeout=None,
+                 clock=time.monotonic):
+    """Live-migrate `dom` from `source` to `target` (libvirt's managed direct migration, virDomainMigrate3).
+
+    The disks' contents cross with QEMU's drive-mirror into the target's
+    existing files (NON_SHARED_DISK); `dest_xml` is the running definition
+    there, `persist_xml` the stored one.
+    timeout: seconds after which the job is aborted (virDomainAbortJob): the
+    domain keeps running on the source. Returns the seconds taken.
+    """
+    libvirt = source.libvirt
+    params = {libvirt.VIR_MIGRATE_PARAM_DEST_XML: dest_xml, libvirt.VIR_MIGRATE_PARAM_PERSIST_XML: persist_xml}
+    if migrate_uri:
+        params[libvirt.VIR_MIGRATE_PARAM_URI] = migrate_uri
+    if bandwidth:
+        params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH] = bandwidth
+    timer = None
+    aborted = []
+    if timeout:
+        def abort():
+            aborted.append(True)
+            try:
+                dom.abortJob()
+            except libvirt.libvirtError:
+                pass  # the job ended meanwhile
+        timer = threading.Timer(timeout, abort)
+        timer.daemon = True
+    started = clock()
+    try:
+        if timer is not None:
+            timer.start()
+        try:
+            dom.migrate3(target.conn, params, LIVE_FLAGS)
+        except libvirt.libvirtError as exc:
+            if aborted:
+                raise LibvirtFailure('the migration did not end within %s s and was aborted (it still runs on the'
+                                     ' source): %s' % (timeout, exc), uri=source.uri)
+            raise LibvirtFailure('live migration failed: %s' % exc, uri=source.uri)
+    finally:
+        if timer is not None:
+            timer.cancel()
+    return clock() - started

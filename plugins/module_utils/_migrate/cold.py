@@ -42,13 +42,20 @@ def argument_spec():
         'keep_source': {'type': 'bool', 'default': False},
         'start': {'type': 'bool'},
         'verify': {'type': 'bool', 'default': True},
+        'migrate_uri': {'type': 'str'},
+        'bandwidth': {'type': 'int'},
+        'timeout': {'type': 'int'},
     }
 
 
 def run(params, recorder, connect):
     """Open both connections, migrate, close them; the module's result."""
-    if params['mode'] != 'cold':
-        raise InvalidInput('mode=live is not implemented yet; use mode=cold')
+    live_only = [key for key in ('migrate_uri', 'bandwidth', 'timeout') if params.get(key) is not None]
+    if params['mode'] == 'cold' and live_only:
+        raise InvalidInput('%s apply to mode=live only' % ', '.join(live_only))
+    for key in ('bandwidth', 'timeout'):
+        if params.get(key) is not None and params[key] <= 0:
+            raise InvalidInput('%s must be more than 0' % key)
     if params['shutdown_timeout'] < 0:
         raise InvalidInput('shutdown_timeout must be 0 or more seconds')
     if params['source_uri'] == params['target_uri']:
@@ -57,6 +64,10 @@ def run(params, recorder, connect):
     try:
         target = connect(params['target_uri'])
         try:
+            if params['mode'] == 'live':
+                # Imported here: live builds on this module's Migration.
+                from ansible_collections.phyllome.os.plugins.module_utils._migrate.live import LiveMigration
+                return LiveMigration(source, target, params, recorder).run()
             return Migration(source, target, params, recorder).run()
         finally:
             target.close()
@@ -115,7 +126,7 @@ class Migration:
         self.undefined = []  # indexes of the actions that undefining the target's domain undoes
 
     def result(self, state, plan=None, **extra):
-        result = {'name': self.name, 'mode': 'cold', 'state': state,
+        result = {'name': self.name, 'mode': self.params['mode'], 'state': state,
                   'source_uri': self.params['source_uri'], 'target_uri': self.params['target_uri'],
                   'plan': plan.as_result() if plan is not None else None, 'copied': self.copies,
                   'diff': {'before': 'domain %s on %s\n' % (self.name, self.params['source_uri']),
@@ -128,30 +139,10 @@ class Migration:
         return result
 
     def run(self):
-        src_dom = self.source.lookup(self.name)
-        if src_dom is None:
-            if self.target.lookup(self.name) is not None:
-                result = self.result('migrated')
-                result['diff'] = {'before': '', 'after': ''}
-                return result
-            raise NotFound('domain %s is defined neither on %s nor on %s'
-                           % (self.name, self.params['source_uri'], self.params['target_uri']))
-        uuid = self.source.uuid(src_dom)
-        on_target = self.target.lookup_uuid(uuid) or self.target.lookup(self.name)
-        if on_target is not None:
-            return self._both_defined(src_dom, uuid, on_target)
-        xml = self.source.inactive_xml(src_dom)
-        domain = parse_domain(xml, 'the stored definition of %s' % self.name)
-        disks = {}
-        for dev in domain.findall('devices/disk/source'):
-            path = dev.get('file')
-            found = self.source.volume_at_path(path) if path else None
-            if found is not None:
-                facts = source_volume(found[2])
-                facts['pool'] = found[0]
-                disks[path] = facts
-        storage_map, network_map = self.params['storage_map'], self.params['network_map']
-        plan = plan_cold(xml, disks, target_facts(self.target, domain, disks, storage_map), storage_map, network_map)
+        src_dom, settled = self._settled()
+        if settled is not None:
+            return settled
+        plan = self._plan(src_dom)
         was_active = self.source.is_active(src_dom)
         start = self.params['start'] if self.params['start'] is not None else was_active
         self.started = self.clock()
@@ -164,6 +155,37 @@ class Migration:
                             ' holds nothing of it' % (self.name, self.step, exc.msg, again))
         self._finish_source(plan, src_dom)
         return self.result('migrated', plan, started=start, seconds=round(self.clock() - self.started, 3))
+
+    def _settled(self):
+        """(the source's domain, the result when there is nothing to move, else None); raises on a conflict."""
+        src_dom = self.source.lookup(self.name)
+        if src_dom is None:
+            if self.target.lookup(self.name) is not None:
+                result = self.result('migrated')
+                result['diff'] = {'before': '', 'after': ''}
+                return None, result
+            raise NotFound('domain %s is defined neither on %s nor on %s'
+                           % (self.name, self.params['source_uri'], self.params['target_uri']))
+        uuid = self.source.uuid(src_dom)
+        on_target = self.target.lookup_uuid(uuid) or self.target.lookup(self.name)
+        if on_target is not None:
+            return src_dom, self._both_defined(src_dom, uuid, on_target)
+        return src_dom, None
+
+    def _plan(self, src_dom):
+        """The plan (every refusal first) from the source's stored definition and volumes and the target's offer."""
+        xml = self.source.inactive_xml(src_dom)
+        domain = parse_domain(xml, 'the stored definition of %s' % self.name)
+        disks = {}
+        for dev in domain.findall('devices/disk/source'):
+            path = dev.get('file')
+            found = self.source.volume_at_path(path) if path else None
+            if found is not None:
+                facts = source_volume(found[2])
+                facts['pool'] = found[0]
+                disks[path] = facts
+        storage_map, network_map = self.params['storage_map'], self.params['network_map']
+        return plan_cold(xml, disks, target_facts(self.target, domain, disks, storage_map), storage_map, network_map)
 
     def _both_defined(self, src_dom, uuid, on_target):
         if self.target.uuid(on_target) != uuid:
@@ -243,7 +265,7 @@ class Migration:
                      allocation):
         # Created raw at the source file's size: the stream then writes the file's own bytes (a qcow2 header
         # included); libvirt probes its format again when the upload ends.
-        xml = _volume_xml(tgt_name, size, permissions)
+        xml = target_volume_xml(tgt_name, size, permissions)
         created = self.recorder.mark()
         self._do('copy', create_volume_action(tgt_name, tgt_pool, size), self.target.create_volume, tgt_pool, xml,
                  atomic=True)
@@ -367,8 +389,9 @@ class Migration:
                 self.name, self.params['target_uri'], src_uri, exc.msg))
 
 
-def _volume_xml(name, size, permissions):
-    xml = volume_xml(name, size, 'raw')
+def target_volume_xml(name, size, permissions, fmt='raw'):
+    """XML of a target volume for a copy: the source's permissions kept."""
+    xml = volume_xml(name, size, fmt)
     if not permissions:
         return xml
     volume = parse(xml, 'storage volume XML')

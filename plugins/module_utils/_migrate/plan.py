@@ -311,3 +311,16 @@ def create_volume_action(volume, pool, size):
 
 def copy_action(source_path, target_path, allocation):
     return 'copy %s to %s (%s on the source)' % (source_path, target_path, format_bytes(allocation or 0))
+
+
+def live_refusals(live_xml):
+    """Why a domain cannot move live beyond the cold refusals (live_xml: its running XML, None when it is off)."""
+    if live_xml is None:
+        return ['it is not running (mode=live moves a running domain; mode=cold moves a stopped one)']
+    return []
+
+
+def cpu_refusal(detail):
+    """The refusal after libvirt's CPU comparison with the target answered `detail` (its verdict or error)."""
+    return ('its CPU cannot run on the target (virConnectCompareHypervisorCPU: %s); give the fleet a common CPU'
+            ' model (phyllome.os.cpu_baseline) and use it in the domain' % detail)

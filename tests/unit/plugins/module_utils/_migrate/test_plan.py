@@ -193,3 +193,26 @@ def test_a_target_pool_without_room_for_the_data():
         mp.plan_cold(domain(), sources(), target(available={'default': 512 * 1024}))
     assert 'pool default of the target has 512 KiB free, the disks need 1 MiB' in caught.value.msg
     assert mp.plan_cold(domain(), sources(), target(available={'default': 1024 * 1024})).bytes_to_copy == 1024 * 1024
+
+
+def test_live_needs_a_running_domain():
+    assert mp.live_refusals(None) == ['it is not running (mode=live moves a running domain; mode=cold moves a'
+                                      ' stopped one)']
+    assert mp.live_refusals(domain()) == []
+
+
+@pytest.mark.parametrize('detail', ['incompatible', 'unsupported configuration: host-passthrough'])
+def test_a_cpu_refusal_names_the_verdict_and_the_fleet_baseline(detail):
+    refusal = mp.cpu_refusal(detail)
+    assert 'virConnectCompareHypervisorCPU: %s' % detail in refusal
+    assert 'phyllome.os.cpu_baseline' in refusal
+
+
+def test_the_live_definition_is_rewritten_like_the_stored_one():
+    # rewrite_xml serves both: the running XML (DEST_XML) and the stored one (PERSIST_XML) of a live move
+    disks = [{'source_path': IMAGES + '/vm1.qcow2', 'target_path': '/srv/pool/vm1.qcow2'}]
+    xml = domain().replace("<source file='%s/vm1.qcow2'/>" % IMAGES, "<source file='%s/vm1.qcow2' index='1'/>" % IMAGES)
+    rewritten = parse(mp.rewrite_xml(xml, disks, {'default': 'lan'}), 'xml')
+    assert rewritten.find('devices/disk/source').get('file') == '/srv/pool/vm1.qcow2'
+    assert rewritten.find('devices/disk/source').get('index') == '1'
+    assert rewritten.find('devices/interface/source').get('network') == 'lan'
