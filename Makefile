@@ -5,7 +5,7 @@
 #   make report       the readiness report (playbooks/host_report.yml) of INVENTORY (default: this machine)
 #   make lab-up | lab-down | lab-test   the lab's bare hosts (tests/lab/hosts.sh)
 #   make lab-desktop  the desktop edition converged in a lab host (heavy, not in `make test`)
-#   make sanity | units | integration | lint | docs | build | bench | clean
+#   make sanity | units | integration | lint | docs | build | ee-check | bench | clean
 #   make units-oldest | sanity-oldest   units and sanity on the oldest ansible-core requires_ansible allows
 #
 # Every target installs what it needs: Debian packages through
@@ -38,7 +38,7 @@ SANITY_FLAGS ?=
 .PHONY: ansible-test-pip test run deps sysdeps venv tree sanity units integration lint docs docs-check build bench lab-up lab-down clean
 .PHONY: test-libvirtd-up test-libvirtd-down isolation-check report lab-test lab-desktop corpus-live
 
-test: sanity sanity-oldest lint units units-oldest docs-check build corpus-live isolation-check
+test: sanity sanity-oldest lint units units-oldest docs-check build ee-check corpus-live isolation-check
 
 # The main job: converge a bare lab host into a Phyllome OS host and boot the
 # VMs of the lab inventory on it (tests/lab/run.sh; LAB_HOSTS=N for more hosts, SITE_ARGS for
@@ -184,6 +184,12 @@ lint: deps
 
 # docs/ is generated from the modules' own DOCUMENTATION; docs-check fails
 # when the committed copy disagrees with what ansible-doc would show.
+# execution-environment.yml through `ansible-builder create` (offline, ~3 s):
+# the context must carry the collection and its requirements (tests/ee/check.sh).
+.PHONY: ee-check
+ee-check: build
+	tests/ee/check.sh $(BUILD)/dist
+
 docs: deps
 	tools/docs.sh
 

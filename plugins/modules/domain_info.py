@@ -262,6 +262,13 @@ domains:
       description: Storage volumes M(phyllome.os.domain) created for the domain (C(pool), C(volume)).
       type: list
       elements: dict
+    os:
+      description:
+        - The guest OS from the domain's osinfo metadata (which virt-install, virt-manager and GNOME Boxes
+          write), as C(id) (the osinfo ID) and C(family) (V(linux), V(windows), V(bsd) or V(other), from the
+          ID's publisher); null without that metadata.
+      type: dict
+      sample: {id: "http://microsoft.com/win/11", family: windows}
     xml:
       description: The domain's XML, with O(xml=true).
       type: str

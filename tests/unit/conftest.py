@@ -7,8 +7,28 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 
 import pytest
+
+
+def _install_collection_loader():
+    """Ansible finds plugins by FQCN (phyllome.os.guests) through its collection loader.
+
+    ansible-test units installs it (and hides controller code from module
+    tests); a plain pytest run (PYTHONPATH=.build/collections, see
+    docs/developing.md) installs it here, before any test imports the collection.
+    """
+    try:
+        from ansible.plugins.loader import init_plugin_loader
+        from ansible.utils.collection_loader import AnsibleCollectionConfig
+    except ImportError:
+        return
+    if AnsibleCollectionConfig.collection_finder is None:
+        init_plugin_loader([p for p in sys.path if os.path.isdir(os.path.join(p, 'ansible_collections', 'phyllome', 'os'))])
+
+
+_install_collection_loader()
 
 FIXTURES = os.path.normpath(os.path.join(os.path.dirname(__file__), '..', 'fixtures'))
 

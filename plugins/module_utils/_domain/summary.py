@@ -129,6 +129,34 @@ def graphics(domain):
     return result
 
 
+# The osinfo metadata virt-install, virt-manager and GNOME Boxes write
+# (<libosinfo:os id='http://microsoft.com/win/11'/>), and the OS family of an
+# id by its publisher's domain: osinfo's own database is not on every host.
+OSINFO_NS = 'http://libosinfo.org/xmlns/libvirt/domain/1.0'
+OSINFO_FAMILIES = {
+    'windows': ('microsoft.com',),
+    'linux': ('libosinfo.org/linux', 'fedoraproject.org', 'redhat.com', 'centos.org', 'almalinux.org',
+              'rockylinux.org', 'oracle.com', 'debian.org', 'ubuntu.com', 'linuxmint.com', 'opensuse.org',
+              'suse.com', 'archlinux.org', 'alpinelinux.org', 'gentoo.org', 'mageia.org', 'nixos.org',
+              'voidlinux.org', 'slackware.com', 'clearlinux.org', 'endlessos.com', 'elementary.io', 'pop-os.org',
+              'manjaro.org', 'kali.org'),
+    'bsd': ('freebsd.org', 'openbsd.org', 'netbsd.org', 'dragonflybsd.org'),
+}
+
+
+def osinfo(domain):
+    """{id, family} of a domain's osinfo metadata, or None; family is linux, windows, bsd or other."""
+    elem = domain.find('metadata/{%s}libosinfo/{%s}os' % (OSINFO_NS, OSINFO_NS))
+    if elem is None or not elem.get('id'):
+        return None
+    os_id = elem.get('id')
+    where = os_id.split('://', 1)[-1]
+    for family, prefixes in OSINFO_FAMILIES.items():
+        if any(where == p or where.startswith(p + '/') for p in prefixes):
+            return {'id': os_id, 'family': family}
+    return {'id': os_id, 'family': 'other'}
+
+
 def summary(domain, state, autostart, persistent, addresses=None):
     """The domain_info entry of one domain element."""
     fw, secure = firmware(domain)
@@ -159,6 +187,7 @@ def summary(domain, state, autostart, persistent, addresses=None):
         'filesystems': filesystems(domain),
         'graphics': graphics(domain),
         'created_volumes': [{'pool': pool, 'volume': name} for pool, name in read_metadata(domain)['volumes']],
+        'os': osinfo(domain),
     }
 
 

@@ -44,6 +44,10 @@ AFFECT_CONFIG = 2
 SHUTDOWN_ACPI_POWER_BTN = 1
 START_PAUSED = 1
 BLOCK_RESIZE_BYTES = 1
+# virConnectBaselineCPUFlags: every feature listed, not only those beyond the model;
+# only the features a domain keeps across a migration (no invtsc, no host-only ones).
+BASELINE_CPU_EXPAND_FEATURES = 1
+BASELINE_CPU_MIGRATABLE = 2
 
 # virDomainInterfaceAddressesSource (VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_*), by value:
 # the DHCP lease of the domain's libvirt network, the guest agent, the host's ARP table.
@@ -183,6 +187,20 @@ class DomainClient:
         if refusal is not None:
             raise LibvirtFailure(refusal, uri=self.uri)
         return xml
+
+    def baseline_hypervisor_cpu(self, cpu_xmls, arch=None, machine=None, virttype=None, expand=False):
+        """The migratable CPU that every one of `cpu_xmls` can run, as this connection's hypervisor provides it.
+
+        libvirt's virConnectBaselineHypervisorCPU: the result is limited by
+        what the QEMU (and KVM) behind this connection can run too, so the
+        connection should be one of the hosts the CPUs come from. `expand`
+        lists every feature of the model instead of only the extra ones.
+        """
+        flags = BASELINE_CPU_MIGRATABLE | (BASELINE_CPU_EXPAND_FEATURES if expand else 0)
+        try:
+            return self.conn.baselineHypervisorCPU(None, arch, machine, virttype, list(cpu_xmls), flags)
+        except self.libvirt.libvirtError as exc:
+            raise LibvirtFailure('libvirt cannot compute a baseline CPU: %s' % exc, uri=self.uri)
 
     def _read_domain_capabilities(self, arch, machine, virttype):
         try:

@@ -148,3 +148,25 @@ def test_collect_domains_on_libvirts_test_driver():
     assert [(e['source'], e['outcome']) for e in domains[0]['address_lookup']] == [
         ('agent', 'answered'), ('lease', 'not_asked'), ('arp', 'not_asked')]
     assert lease_only[0]['interfaces'][0]['address_source'] == 'lease'
+
+
+@pytest.mark.parametrize('os_id, family', [
+    ('http://microsoft.com/win/11', 'windows'),
+    ('http://fedoraproject.org/fedora/39', 'linux'),
+    ('http://debian.org/debian/12', 'linux'),
+    ('http://libosinfo.org/linux/2022', 'linux'),
+    ('http://freebsd.org/freebsd/14.0', 'bsd'),
+    ('http://haiku-os.org/haiku/r1beta4', 'other'),
+    # A publisher's name as a prefix of another's is not a match.
+    ('http://microsoft.com.example/x', 'other'),
+])
+def test_osinfo_family_from_the_metadata_virt_install_writes(os_id, family):
+    domain = parse_domain("<domain type='kvm'><name>g</name><metadata>"
+                          "<libosinfo:libosinfo xmlns:libosinfo='http://libosinfo.org/xmlns/libvirt/domain/1.0'>"
+                          "<libosinfo:os id='%s'/></libosinfo:libosinfo></metadata></domain>" % os_id)
+    assert domain_summary.osinfo(domain) == {'id': os_id, 'family': family}
+    assert domain_summary.summary(domain, 'shutoff', False, True)['os'] == {'id': os_id, 'family': family}
+
+
+def test_no_osinfo_metadata():
+    assert domain_summary.summary(stored('passthrough'), 'shutoff', False, True)['os'] is None
