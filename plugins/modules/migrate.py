@@ -45,7 +45,7 @@ description:
     C(VIR_MIGRATE_LIVE | PERSIST_DEST | NON_SHARED_DISK)). The same checks as O(mode=cold) come first, plus two;
     the domain must be running, and libvirt's comparison of its C(<cpu>) with the target hypervisor's
     (virConnectCompareHypervisorCPU, on the target connection) must not say C(incompatible); the refusal points to
-    a common CPU model for the fleet (C(phyllome.os.cpu_baseline)). Then each disk's volume is created empty in its
+    a common CPU model for the fleet (M(phyllome.os.cpu_baseline)). Then each disk's volume is created empty in its
     target pool with the source's format and capacity (QEMU's drive-mirror writes into existing files), the UEFI
     varstore is copied as in a cold move (libvirt 9.0 does not carry it), and libvirt migrates memory and disks
     over O(migrate_uri), at most O(bandwidth) MiB/s; the swtpm TPM state travels in QEMU's migration stream. After
