@@ -60,16 +60,11 @@ options:
     type: str
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - phyllome.os.read_only
   - phyllome.os.libvirt
 requirements:
   - lxml (the C(python3-lxml) package) on the managed host
 attributes:
-  check_mode:
-    support: full
-    details: The module only reads.
-  diff_mode:
-    support: none
-    details: Nothing is changed, so there is no diff.
   platform:
     support: full
     platforms: posix

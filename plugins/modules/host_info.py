@@ -49,14 +49,9 @@ options:
     type: str
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - phyllome.os.read_only
   - phyllome.os.libvirt
 attributes:
-  check_mode:
-    support: full
-    details: The module only reads; check mode returns the same report.
-  diff_mode:
-    support: none
-    details: Nothing is changed, so there is no diff.
   platform:
     support: full
     platforms: linux

@@ -39,13 +39,8 @@ options:
     default: /
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - phyllome.os.read_only
 attributes:
-  check_mode:
-    support: full
-    details: The module only reads.
-  diff_mode:
-    support: none
-    details: Nothing is changed, so there is no diff.
   platform:
     support: full
     platforms: linux
