@@ -262,9 +262,20 @@ start_host() {
   systemd-id128 new >"$root/etc/machine-id"
   ssh-keygen -q -A -f "$root"
   mkdir -p "$root/etc/ssh/sshd_config.d" "$root/root/.ssh" "$root$REPO_MOUNT"
-  printf 'ListenAddress 127.0.0.1\nPasswordAuthentication no\n' >"$root/etc/ssh/sshd_config.d/phyllome-lab.conf"
-  install -m 0600 "$LAB_DIR/id_ed25519.pub" "$root/root/.ssh/authorized_keys"
+  # Any address of the host's own namespace: loopback for Ansible, the links to the other lab hosts.
+  printf 'PasswordAuthentication no\n' >"$root/etc/ssh/sshd_config.d/phyllome-lab.conf"
+  # The lab's key for Ansible, and the key the lab hosts use to reach each other (qemu+ssh://).
+  cat "$LAB_DIR/id_ed25519.pub" "$LAB_DIR/id_hosts.pub" >"$root/root/.ssh/authorized_keys"
+  install -m 0600 "$LAB_DIR/id_hosts" "$root/root/.ssh/id_ed25519"
+  install -m 0644 "$LAB_DIR/id_hosts.pub" "$root/root/.ssh/id_ed25519.pub"
+  chmod 0600 "$root/root/.ssh/authorized_keys"
   chmod 0700 "$root/root/.ssh"
+  # libvirtd's host UUID. Every container reports the machine's one SMBIOS UUID, and libvirt refuses
+  # to migrate a domain "to the same host". Written before libvirt is installed: the package keeps
+  # it (apt's confold), as it keeps any conffile the admin wrote.
+  mkdir -p "$root/etc/libvirt"
+  printf '# Written by tests/lab/hosts.sh: this lab host'"'"'s own UUID (containers share the SMBIOS one)\nhost_uuid = "%s"\n' \
+    "$(cat /proc/sys/kernel/random/uuid)" >"$root/etc/libvirt/libvirtd.conf"
   install_guest_files "$root"
 
   # Only a namespace of our own: another one of that name belongs to
@@ -324,6 +335,44 @@ stop_host() {
   rm -rf "$dir"
 }
 
+# Link every two lab hosts with a veth pair between their network namespaces
+# (never through the machine's): a link-local /30 each (169.254.77.0/24), the
+# interface named after the host at its other end, the other hosts' names and
+# SSH host keys in each host's /etc/hosts and known_hosts. Then
+# `virsh -c qemu+ssh://lab2/system` works on lab1. Idempotent: a link that
+# exists is kept.
+link_hosts() {
+  local names=("$@") n=$# i j k=0 a b ns_a ns_b addr_a addr_b
+  [ "$n" -ge 2 ] || return 0
+  [ $((n * (n - 1) / 2)) -le 63 ] || die "at most 63 links (12 hosts)"
+  step "linking the $n hosts (veth pairs between their namespaces)"
+  for ((i = 0; i < n; i++)); do
+    for ((j = i + 1; j < n; j++)); do
+      a=${names[i]} b=${names[j]} ns_a=$(netns_of "${names[i]}") ns_b=$(netns_of "${names[j]}")
+      addr_a=169.254.77.$((4 * k + 1)) addr_b=169.254.77.$((4 * k + 2))
+      k=$((k + 1))
+      if ! ip -n "$ns_a" link show "to-$b" >/dev/null 2>&1; then
+        ip link add "to-$b" netns "$ns_a" type veth peer name "to-$a" netns "$ns_b"
+        ip -n "$ns_a" addr add "$addr_a/30" dev "to-$b"
+        ip -n "$ns_b" addr add "$addr_b/30" dev "to-$a"
+        ip -n "$ns_a" link set "to-$b" up
+        ip -n "$ns_b" link set "to-$a" up
+      fi
+      known_host "$a" "$b" "$addr_b"
+      known_host "$b" "$a" "$addr_a"
+    done
+  done
+  step_done
+}
+
+# On host $1: host $2 at address $3, in /etc/hosts and root's known_hosts.
+known_host() {
+  local root=$LAB_DIR/hosts/$1/root peer_root=$LAB_DIR/hosts/$2/root
+  grep -qE "[[:space:]]$2\$" "$root/etc/hosts" || printf '%s\t%s\n' "$3" "$2" >>"$root/etc/hosts"
+  grep -qE "^$2," "$root/root/.ssh/known_hosts" 2>/dev/null ||
+    printf '%s,%s %s\n' "$2" "$3" "$(cut -d' ' -f1-2 "$peer_root/etc/ssh/ssh_host_ed25519_key.pub")" >>"$root/root/.ssh/known_hosts"
+}
+
 write_inventory() {
   local repo=$1 inv=$LAB_DIR/inventory.yml name
   shift
@@ -358,6 +407,12 @@ write_inventory() {
     echo "          cgroup_controllers: []"
     echo "          vnc_listen: 127.0.0.1"
     echo "          spice_listen: 127.0.0.1"
+    if [ $# -ge 2 ]; then
+      echo "        # Hosts that migrate VMs between them: libvirt's migration ports"
+      echo "        # (QEMU's stream, and the NBD server of a storage copy)."
+      echo "        phyllome_host_firewall_ports:"
+      echo "          - 49152-49215/tcp"
+    fi
     if [ "$LAB_GUESTS" = 1 ]; then
       echo "        # What the lab's guests share: small, headless, autostarted."
       echo "        phyllome_guests_defaults:"
@@ -387,10 +442,13 @@ up() {
   repo=$(build_repo)
   build_guest
   [ -f "$LAB_DIR/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C phyllome-lab -f "$LAB_DIR/id_ed25519"
+  # The lab hosts' own key to each other: this lab's, never the machine's.
+  [ -f "$LAB_DIR/id_hosts" ] || ssh-keygen -q -t ed25519 -N '' -C phyllome-lab-hosts -f "$LAB_DIR/id_hosts"
   mapfile -t names < <(host_names "$n")
   for name in "${names[@]}"; do
     start_host "$name" "$repo"
   done
+  link_hosts "${names[@]}"
   write_inventory "$repo" "${names[@]}"
   log "inventory: $LAB_DIR/inventory.yml"
 }

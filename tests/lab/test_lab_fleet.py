@@ -1,0 +1,192 @@
+"""Two lab hosts, linked: what a fleet of Phyllome hosts does between its hosts.
+
+Two bare hosts (tests/lab/hosts.sh, each in its own network namespace with its
+own libvirtd and host UUID) linked by a veth pair between their namespaces,
+each with the other's name in /etc/hosts and an SSH key the other accepts (the
+lab's own), converged with playbooks/site.yml through ansible-runner as
+test_lab.py does, without the lab's guests (LAB_GUESTS=0). The tests boot the
+small "acpi" guest of tests/guests/ (cached) on them and move VMs from lab1 to
+lab2 with phyllome.os.migrate, run the way a user runs it: a play on the
+source host, the target a qemu+ssh:// URI (fleet_migrate.yml).
+
+Run with `make lab-test` (root).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import pytest
+
+from test_lab import HOSTS, ROOT, SITE, Job
+
+ansible_runner = pytest.importorskip('ansible_runner')
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MIGRATE = os.path.join(HERE, 'fleet_migrate.yml')
+GUESTS = [sys.executable, os.path.join(ROOT, 'tests', 'guests', 'guests.py')]
+LAB_DIR = os.path.join(ROOT, '.build', 'lab-fleet')
+ENV = dict(os.environ, LAB_DIR=LAB_DIR, LAB_GUESTS='0')
+# Where the hosts find the test guest's kernel and initramfs (put there by the fixture, as an image server would).
+GUEST_DIR = '/var/lib/phyllome-lab'
+IMAGES = '/var/lib/libvirt/images'
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason='the lab needs root')
+
+
+def lab_sh(*args, check=True, stdin=None):
+    run = subprocess.run((HOSTS,) + args, env=ENV, check=False, text=True, capture_output=True, input=stdin)
+    if check and run.returncode != 0:
+        raise AssertionError('%s: exit %d\n%s%s' % (' '.join(args), run.returncode, run.stdout, run.stderr))
+    return run
+
+
+def on_host(host, command, stdin=None):
+    """A shell command on a lab host; its stdout."""
+    return lab_sh('ssh', host, command, stdin=stdin).stdout
+
+
+def host_path(host, path):
+    """A path inside a lab host's tree, seen from this machine."""
+    return os.path.join(LAB_DIR, 'hosts', host, 'root', path.lstrip('/'))
+
+
+def wait_serial(host, name, pattern, timeout=300):
+    """Wait for a line of a guest's console on a host (generous: TCG boots slow down under load)."""
+    subprocess.run(GUESTS + ['wait-serial', host_path(host, serial(name)), pattern, '--timeout', str(timeout)],
+                   check=True, capture_output=True, text=True)
+
+
+def wait_state(host, name, state, timeout=120):
+    on_host(host, 'for i in $(seq %d); do [ "$(virsh domstate %s)" = %s ] && exit 0; sleep 1; done; '
+                  'virsh domstate %s; exit 1' % (timeout, name, json.dumps(state), name))
+
+
+def serial(name):
+    return '/var/log/libvirt/qemu/%s.serial' % name
+
+
+def define_guest(host, name, disk, firmware=None, tpm=False, start=True):
+    """The acpi test guest (direct kernel boot from GUEST_DIR), with a qcow2 disk of the pool default as vdb."""
+    argv = GUESTS + ['xml', 'acpi', '--name', name, '--serial', serial(name)]
+    argv += ['--firmware', firmware] if firmware else []
+    argv += ['--tpm'] if tpm else []
+    xml = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+    xml = re.sub(r'<kernel>[^<]*/', '<kernel>%s/' % GUEST_DIR, xml)
+    xml = re.sub(r'<initrd>[^<]*/', '<initrd>%s/' % GUEST_DIR, xml)
+    xml = xml.replace('<devices>', '<devices><disk type="file" device="disk"><driver name="qemu" type="qcow2"/>'
+                      '<source file="%s/%s"/><target dev="vdb" bus="virtio"/></disk>' % (IMAGES, disk), 1)
+    on_host(host, 'virsh -q pool-refresh default >/dev/null && virsh -q define /dev/stdin >/dev/null', stdin=xml)
+    if start:
+        on_host(host, 'virsh -q start %s' % name)
+
+
+def sha256(host, *paths):
+    return on_host(host, 'cd / && sha256sum %s' % ' '.join(p.lstrip('/') for p in paths))
+
+
+@pytest.fixture(scope='module')
+def fleet():
+    """Two linked, converged lab hosts; yields the job runner (a playbook and its extra vars, as AWX runs them)."""
+    lab_sh('down')
+    up = lab_sh('up', '2', check=False)
+    sys.stderr.write(up.stderr)
+    assert up.returncode == 0, up.stderr
+    inventory = lab_sh('inventory').stdout.strip()
+    guest = json.loads(subprocess.run(GUESTS + ['build', 'acpi'], check=True, capture_output=True, text=True).stdout)
+    for host in ('lab1', 'lab2'):
+        os.makedirs(host_path(host, GUEST_DIR), exist_ok=True)
+        for field, name in (('kernel', 'vmlinuz'), ('initrd', 'initrd.img')):
+            shutil.copyfile(guest['acpi'][field], os.path.join(host_path(host, GUEST_DIR), name))
+    with tempfile.TemporaryDirectory(prefix='phyllome-lab-fleet-') as data:
+        def job(playbook, extravars=None, cmdline=None, ident=None):
+            runner = ansible_runner.run(
+                private_data_dir=tempfile.mkdtemp(dir=data), playbook=playbook, inventory=inventory,
+                extravars=extravars or {}, cmdline=cmdline, ident=ident, quiet=True, json_mode=False)
+            return Job(runner)
+        converged = job(SITE, ident='fleet-converge')
+        assert converged.status == 'successful', converged.stdout()
+        assert converged.fact('phyllome_host_ready') is True
+        yield job
+    down = lab_sh('down', check=False)
+    assert down.returncode == 0, down.stderr
+
+
+def migrate(fleet, name, check=False, **options):
+    """phyllome.os.migrate on lab1 (the source, qemu:///system) to qemu+ssh://lab2/system: its result."""
+    job = fleet(MIGRATE, extravars=dict(migrate_name=name, migrate_source='lab1', migrate_target='lab2', **options),
+                cmdline='--check' if check else None, ident='migrate-%s' % name)
+    results = [r['res'] for r in job.results() + job.results('runner_on_failed')
+               if r.get('task_action') == 'phyllome.os.migrate']
+    assert len(results) == 1, job.stdout()
+    return results[0]
+
+
+def test_the_hosts_reach_each_other_over_qemu_ssh(fleet):
+    """lab1 reaches lab2's libvirt by name over the veth link, with the lab's key; each has its own host UUID."""
+    assert on_host('lab1', 'virsh -c qemu+ssh://lab2/system hostname').strip() == 'lab2'
+    assert on_host('lab2', 'virsh -c qemu+ssh://lab1/system hostname').strip() == 'lab1'
+    uuids = {h: re.search(r'<uuid>([^<]+)</uuid>', on_host(h, 'virsh capabilities')).group(1) for h in ('lab1', 'lab2')}
+    assert uuids['lab1'] != uuids['lab2'], uuids
+    # the link is the namespaces' own: the machine's namespace has no such address
+    assert '169.254.77.' not in subprocess.run(['ip', '-br', 'addr'], check=True, capture_output=True, text=True).stdout
+
+
+def test_cold_migration_of_a_uefi_tpm_guest(fleet, tmp_path):
+    """A stopped UEFI + TPM guest whose qcow2 disk holds a file: it moves, the same bytes, the source keeps nothing."""
+    name, disk = 'fleet-cold', 'fleet-cold-data.qcow2'
+    marker = 'written by test_lab_fleet at %s' % time.time()
+    (tmp_path / 'tree').mkdir()
+    (tmp_path / 'tree' / 'marker.txt').write_text(marker + '\n')
+    subprocess.run(['mke2fs', '-q', '-t', 'ext4', '-d', str(tmp_path / 'tree'), str(tmp_path / 'data.raw'), '64M'], check=True)
+    subprocess.run(['qemu-img', 'convert', '-O', 'qcow2', str(tmp_path / 'data.raw'), host_path('lab1', '%s/%s' % (IMAGES, disk))],
+                   check=True)
+    define_guest('lab1', name, disk, firmware='efi', tpm=True)
+    wait_serial('lab1', name, '^PHYLLOME-GUEST-READY kind=acpi')
+    # shut down on the source first, so that its varstore and TPM state are final
+    on_host('lab1', 'virsh -q shutdown %s' % name)
+    wait_state('lab1', name, 'shut off')
+    uuid = on_host('lab1', 'virsh domuuid %s' % name).strip()
+    state = ['/var/lib/libvirt/qemu/nvram/%s_VARS.fd' % name, '/var/lib/libvirt/swtpm/%s/tpm2/tpm2-00.permall' % uuid]
+    before = sha256('lab1', *state)
+
+    planned = migrate(fleet, name, check=True, migrate_start=False)
+    assert planned['changed'] and planned['plan']['bytes_to_copy'] > 0, planned
+    assert name not in on_host('lab2', 'virsh -q list --all --name').split()
+
+    moved = migrate(fleet, name, migrate_start=False)
+    assert moved['changed'] and moved['state'] == 'migrated', moved
+    assert [c['verified'] for c in moved['copied']] == [True] * 4, moved['copied']
+    assert sha256('lab2', *state) == before
+    assert on_host('lab2', 'virsh domuuid %s' % name).strip() == uuid
+    # nothing left on the source: domain, disk, varstore, TPM state
+    assert name not in on_host('lab1', 'virsh -q list --all --name').split()
+    assert on_host('lab1', 'ls %s/%s %s /var/lib/libvirt/swtpm/%s 2>/dev/null; true' % (IMAGES, disk, state[0], uuid)) == ''
+
+    again = migrate(fleet, name, migrate_start=False)
+    assert not again['changed'] and again['state'] == 'migrated' and again['actions'] == [], again
+
+    # the file is in the disk on the target, and the guest boots there with its TPM
+    subprocess.run(['qemu-img', 'convert', '-O', 'raw', host_path('lab2', '%s/%s' % (IMAGES, disk)), str(tmp_path / 'check.raw')],
+                   check=True)
+    cat = subprocess.run(['debugfs', '-R', 'cat /marker.txt', str(tmp_path / 'check.raw')], check=True, capture_output=True, text=True)
+    assert cat.stdout.strip() == marker
+    on_host('lab2', 'virsh -q start %s' % name)
+    wait_serial('lab2', name, '^PHYLLOME-GUEST-READY kind=acpi')
+    wait_serial('lab2', name, '^phyllome-guest: tpm: /dev/tpm0', timeout=10)
+    on_host('lab2', 'virsh -q destroy %s && virsh -q undefine %s --nvram --tpm --remove-all-storage' % (name, name))
+
+
+def test_teardown_leaves_nothing(fleet):
+    # Runs last in this file: take the lab down here and check (the fixture's down is then a no-op).
+    down = lab_sh('down', check=False)
+    assert down.returncode == 0, down.stderr
+    clean = lab_sh('check-clean', check=False)
+    assert clean.returncode == 0, clean.stderr
