@@ -169,9 +169,10 @@ corpus-live: deps
 
 # The lab end to end through ansible-runner: bare host, check mode, bad
 # input, converge, converge again (changed=0), check mode (changed=0), a UEFI
-# + TPM VM boots inside, teardown leaves nothing.
+# + TPM VM boots inside, teardown leaves nothing. Then two linked hosts
+# (test_lab_fleet.py): VMs move between them over qemu+ssh.
 lab-test: deps
-	pytest -p no:cacheprovider -v tests/lab/test_lab.py
+	pytest -p no:cacheprovider -v tests/lab/test_lab.py tests/lab/test_lab_fleet.py
 
 # The desktop edition (GNOME minimal + virt-manager) converged for real, twice,
 # then in check mode, in a lab of its own (.build/lab-desktop). Heavy (a 404 MB

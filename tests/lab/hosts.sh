@@ -19,6 +19,14 @@
 # CAP_NET_ADMIN and a writable /proc/sys/net (for libvirt's bridges) apply to
 # the host's own network namespace only.
 #
+# With two hosts or more, every two are linked by a veth pair between their
+# namespaces (169.254.77.0/24, a /30 a pair, never in the machine's
+# namespace), know each other by name (/etc/hosts) and accept each other's
+# SSH key (the lab's own, $LAB_DIR/id_hosts), so that lab1 reaches
+# `qemu+ssh://lab2/system`; each libvirtd has a host UUID of its own (the
+# containers share the machine's SMBIOS one, and libvirt refuses to migrate
+# "to the same host"), and the inventory opens libvirt's migration ports.
+#
 # Everything started is recorded (pid files, namespace names, mounts) under
 # $LAB_DIR and stopped from those records, never by process name. The caches
 # (root file system, package repository) outlive `down`.
