@@ -15,6 +15,8 @@ packages=(
   busybox-static cpio kmod debootstrap fdisk e2fsprogs openssh-client socat
   # the lab's bare hosts (tests/lab/hosts.sh): nspawn, a local package repository
   systemd-container dpkg-dev
+  # a throwaway CA and certificates for the lab's libvirt over TLS (certtool, as libvirt's docs use)
+  gnutls-bin
   # domain XMLs made at test time by virt-install --print-xml (make corpus-live)
   virtinst
   # the report's pages rendered as a browser shows them (tests/report/render.py)

@@ -5,7 +5,8 @@ bare host -> check mode changes nothing -> bad input refused before any change
 -> converge (the host role, then the guests role: the two guests of the lab
 inventory, a UEFI + TPM VM and a tiny one on a qcow2 overlay with a cloud-init
 seed) -> the guests
-booted -> the report's pages show them (rendered in headless Chromium) ->
+booted -> libvirt over TLS answers a client of the inventory's CA and
+refuses others -> the report's pages show them (rendered in headless Chromium) ->
 second converge changed=0 -> check mode changed=0 -> a host whose libvirt is
 out of reach fails saying why -> guests the inventory no longer declares are
 removed -> teardown leaves nothing.
@@ -15,6 +16,7 @@ namespaces of their own; tests/lab/hosts.sh).
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -33,6 +35,9 @@ REPORT = os.path.join(ROOT, 'playbooks', 'report.yml')
 HOST = 'lab1'
 # the guests of the lab inventory (tests/lab/hosts.sh)
 VM, TINY = 'phyllome-lab-vm', 'phyllome-lab-tiny'
+# libvirt over TLS: the DN libvirt reads from the host's client certificate
+# (virt-pki-query-dn), the only one let in
+CLIENT_DN = 'O=Phyllome lab,CN=%s' % HOST
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason='the lab needs root')
 
@@ -83,8 +88,51 @@ class Job:
         return values[-1] if values else None
 
 
+def certtool(*args):
+    return sh('certtool', '--no-text', *args)
+
+
 @pytest.fixture(scope='module')
-def lab():
+def tls(tmp_path_factory):
+    """A throwaway CA of this test (never anything of the machine): the host's server and client certificates, and
+    an intruder's client certificate from the same CA with a DN the host does not let in. The host role's variables
+    turn libvirt over TLS on in every job of the lab."""
+    d = tmp_path_factory.mktemp('tls')
+    templates = {
+        'ca': 'cn = Phyllome lab throwaway CA\nca\ncert_signing_key\n',
+        'server': 'organization = Phyllome lab\ncn = %s\ndns_name = %s\ntls_www_server\nencryption_key\nsigning_key\n' % (HOST, HOST),
+        'client': 'organization = Phyllome lab\ncn = %s\ntls_www_client\nencryption_key\nsigning_key\n' % HOST,
+        'intruder': 'organization = Phyllome lab\ncn = intruder\ntls_www_client\nencryption_key\nsigning_key\n',
+    }
+    pem = {}
+    for name, template in templates.items():
+        (d / (name + '.info')).write_text(template + 'expiration_days = 2\n')
+        # RSA: libvirt wants key encipherment in a server certificate, which an ECDSA key cannot offer
+        certtool('--generate-privkey', '--bits', '2048', '--outfile', str(d / (name + '-key.pem')))
+        if name == 'ca':
+            certtool('--generate-self-signed', '--load-privkey', str(d / 'ca-key.pem'), '--template', str(d / 'ca.info'),
+                     '--outfile', str(d / 'ca-cert.pem'))
+        else:
+            certtool('--generate-certificate', '--load-privkey', str(d / (name + '-key.pem')), '--load-ca-certificate',
+                     str(d / 'ca-cert.pem'), '--load-ca-privkey', str(d / 'ca-key.pem'), '--template', str(d / (name + '.info')),
+                     '--outfile', str(d / (name + '-cert.pem')))
+        pem[name] = {kind: (d / ('%s-%s.pem' % (name, kind))).read_text() for kind in ('key', 'cert') if (d / ('%s-%s.pem' % (name, kind))).exists()}
+    extravars = {
+        'phyllome_host_libvirt_tls': True,
+        'phyllome_host_libvirt_tls_ca_cert': pem['ca']['cert'],
+        'phyllome_host_libvirt_tls_server_cert': pem['server']['cert'],
+        'phyllome_host_libvirt_tls_server_key': pem['server']['key'],
+        'phyllome_host_libvirt_tls_client_cert': pem['client']['cert'],
+        'phyllome_host_libvirt_tls_client_key': pem['client']['key'],
+        'phyllome_host_libvirt_tls_allowed_dn_list': [CLIENT_DN],
+    }
+    # a line out of the middle of each key given to the host: none may show in any job's output
+    secrets = [pem[name]['key'].splitlines()[5] for name in ('server', 'client')]
+    return {'extravars': extravars, 'pem': pem, 'secrets': secrets}
+
+
+@pytest.fixture(scope='module')
+def lab(tls):
     # A fresh bare host, whatever an earlier run left.
     sh(HOSTS, 'down')
     up = sh(HOSTS, 'up', '1', check=False)
@@ -95,9 +143,13 @@ def lab():
         def job(playbook, extravars=None, cmdline=None, ident=None):
             # One private data dir a job, as AWX gives each job its own.
             runner = ansible_runner.run(
-                private_data_dir=tempfile.mkdtemp(dir=data), playbook=playbook, inventory=inventory, extravars=extravars or {},
-                cmdline=cmdline, ident=ident, quiet=True, json_mode=False)
-            return Job(runner)
+                private_data_dir=tempfile.mkdtemp(dir=data), playbook=playbook, inventory=inventory,
+                extravars=dict(tls['extravars'], **(extravars or {})), cmdline=cmdline, ident=ident, quiet=True, json_mode=False)
+            done = Job(runner)
+            # private keys are never in a result, a diff or the log (check mode and --diff included)
+            events = json.dumps(done.events)
+            assert not [s for s in tls['secrets'] if s in events], 'a private key shows in the events of %s' % ident
+            return done
         yield job
     down = sh(HOSTS, 'down', check=False)
     assert down.returncode == 0, down.stderr
@@ -138,7 +190,11 @@ def test_check_mode_on_a_bare_host_runs_to_the_end_and_changes_nothing(lab):
      'Refuse malformed package sources', 'one-line apt sources'),
     ({'phyllome_host_firewall_ports': ['5900-5910/tcp', '70000/tcp', 'ssh']},
      'Refuse malformed firewall ports', '70000/tcp, ssh'),
-], ids=['edition', 'reboot-policy', 'user', 'package-source', 'firewall-port'])
+    ({'phyllome_host_libvirt_tls_server_cert': ''}, 'Refuse incomplete or malformed TLS input',
+     'phyllome_host_libvirt_tls_server_cert is required'),
+    ({'phyllome_host_libvirt_tls_client_key': ''}, 'Refuse incomplete or malformed TLS input',
+     'phyllome_host_libvirt_tls_client_cert and phyllome_host_libvirt_tls_client_key go together'),
+], ids=['edition', 'reboot-policy', 'user', 'package-source', 'firewall-port', 'tls-server-cert', 'tls-client-key'])
 def test_bad_input_is_refused_before_anything_changes(lab, extravars, failing_task, message):
     before = etc_fingerprint()
     job = lab(SITE, extravars=extravars, ident='bad-%s' % next(iter(extravars)))
@@ -173,6 +229,35 @@ def test_converge_a_bare_host(lab):
     summary = job.fact('phyllome_guests_summary')
     assert summary['created'] == [VM, TINY] and summary['restart_required'] == [], summary
     assert sorted(on_host('virsh -q list --autostart --name').split()) == sorted([VM, TINY])
+
+
+def test_libvirt_over_tls_lets_in_the_allowed_client_only(lab, tls):
+    """qemu+tls:// to the name in the server certificate, from the host itself (its /etc/hosts names it): the host's
+    own client certificate (the allowed DN) gets in; no client certificate, or one of the same CA with another DN,
+    is refused by the daemon (its log says why)."""
+    files = on_host('stat -c "%n %a %U:%G" /etc/pki/CA/cacert.pem /etc/pki/libvirt/servercert.pem /etc/pki/libvirt/clientcert.pem '
+                    '/etc/pki/libvirt/private/serverkey.pem /etc/pki/libvirt/private/clientkey.pem').splitlines()
+    assert files == ['/etc/pki/CA/cacert.pem 644 root:root', '/etc/pki/libvirt/servercert.pem 644 root:root',
+                     '/etc/pki/libvirt/clientcert.pem 644 root:root', '/etc/pki/libvirt/private/serverkey.pem 600 root:root',
+                     '/etc/pki/libvirt/private/clientkey.pem 600 root:root'], files
+    assert on_host('virt-pki-query-dn /etc/pki/libvirt/clientcert.pem').strip() == CLIENT_DN
+    assert on_host('systemctl is-enabled libvirtd-tls.socket; systemctl is-active libvirtd-tls.socket').split() == ['enabled', 'active']
+    assert 'tcp dport 16514 accept' in on_host('nft list chain inet phyllome_filter input')
+    uri = 'qemu+tls://%s/system' % HOST
+    assert sorted(on_host('virsh -c %s -q list --name' % uri).split()) == sorted([VM, TINY])
+    # the other clients: a pkipath with the CA alone (no client certificate), and the intruder's
+    intruder = tls['pem']['ca']['cert'] + tls['pem']['intruder']['cert'] + tls['pem']['intruder']['key']
+    subprocess.run([HOSTS, 'ssh', HOST, 'rm -rf /tmp/tls-nocert /tmp/tls-intruder && mkdir -m 0700 /tmp/tls-nocert /tmp/tls-intruder '
+                    '&& cd /tmp/tls-intruder && csplit -s -z -f part - "/-----BEGIN/" "{*}" && mv part00 cacert.pem '
+                    '&& mv part01 clientcert.pem && mv part02 clientkey.pem && cp cacert.pem /tmp/tls-nocert/'],
+                   input=intruder, text=True, check=True, capture_output=True)
+    since = on_host('date "+%Y-%m-%d %H:%M:%S"').strip()
+    for pki in ('/tmp/tls-nocert', '/tmp/tls-intruder'):
+        refused = sh(HOSTS, 'ssh', HOST, 'virsh -c "%s?pkipath=%s" list' % (uri, pki), check=False)
+        assert refused.returncode != 0, (pki, refused.stdout)
+    log = on_host('journalctl -u libvirtd.service --since "%s" --no-pager -o cat' % since)
+    assert 'No certificate was found' in log and 'not on the list of allowed clients' in log, log
+    on_host('rm -rf /tmp/tls-nocert /tmp/tls-intruder')
 
 
 def test_the_guests_booted_and_the_report_shows_them(lab):

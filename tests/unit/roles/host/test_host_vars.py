@@ -172,7 +172,9 @@ def test_libvirt_fixture_requires_are_recorded_packages():
 
 FEDORA_UNITS = sorted(set(
     FEDORA['__phyllome_host_libvirt_sockets'] + FEDORA['__phyllome_host_libvirt_daemons']
-    + FEDORA['__phyllome_host_libvirt_disabled_units'] + [FEDORA['__phyllome_host_qemu_daemon']]))
+    + FEDORA['__phyllome_host_libvirt_disabled_units'] + [FEDORA['__phyllome_host_qemu_daemon']]
+    + FEDORA['__phyllome_host_libvirt_tls_requires']
+    + [FEDORA['__phyllome_host_libvirt_tls_socket'], FEDORA['__phyllome_host_libvirt_tls_daemon']]))
 
 
 @pytest.mark.parametrize('unit', FEDORA_UNITS)
@@ -206,6 +208,43 @@ def test_fedora_qemu_daemon_is_virtqemud():
     """qemu.conf is read by virtqemud when the daemons are modular."""
     assert FEDORA['__phyllome_host_qemu_daemon'] == 'virtqemud.service'
     assert FEDORA['__phyllome_host_qemu_daemon'] in unit_owners()
+
+
+def test_fedora_tls_is_virtproxyd_of_the_modular_daemons():
+    """Remote connections reach the modular daemons through virtproxyd; its TLS socket binds to virtproxyd.socket,
+    and the monolithic daemon's TLS socket stays off."""
+    assert FEDORA['__phyllome_host_libvirt_tls_socket'] == 'virtproxyd-tls.socket'
+    assert FEDORA['__phyllome_host_libvirt_tls_daemon'] == 'virtproxyd.service'
+    assert 'virtproxyd.socket' in FEDORA['__phyllome_host_libvirt_tls_requires']
+    assert FEDORA['__phyllome_host_libvirt_tls_conf'] == '/etc/libvirt/virtproxyd.conf'
+    assert 'libvirtd-tls.socket' in FEDORA['__phyllome_host_libvirt_disabled_units']
+
+
+def test_tls_port_is_the_one_of_firewalld_service():
+    """nftables opens __phyllome_host_libvirt_tls_port, firewalld the service libvirt-tls: the same port."""
+    assert SERVICES['firewalld_services']['libvirt-tls']['port'] == '%d/tcp' % MAIN_VARS['__phyllome_host_libvirt_tls_port']
+
+
+@pytest.mark.parametrize('pem, kind, ok', [
+    ('-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n', 'cert', True),
+    ('Subject: CN=x\n-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n', 'cert', True),
+    ('-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n', 'cert', False),
+    ('-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----\n', 'key', True),
+    ('-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n', 'key', True),
+    ('-----BEGIN EC PRIVATE KEY-----\nMHcC\n-----END EC PRIVATE KEY-----\n', 'key', True),
+    ('-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIE\n-----END ENCRYPTED PRIVATE KEY-----\n', 'key', False),
+    ('-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,AB\n\nMIIE\n-----END RSA PRIVATE KEY-----\n',
+     'key', False),
+    ('-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n', 'key', False),
+])
+def test_tls_pem_patterns(pem, kind, ok):
+    """The shapes the early check of phyllome_host_libvirt_tls accepts (Jinja's `search` is re.search)."""
+    assert bool(re.search(MAIN_VARS['__phyllome_host_pem_%s_pattern' % kind], pem)) is ok
+
+
+def test_a_certificate_that_holds_a_key_is_seen():
+    key = '-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n'
+    assert re.search(MAIN_VARS['__phyllome_host_pem_any_key_pattern'], key)
 
 
 @pytest.mark.parametrize('socket', ['virtlogd.socket', 'virtlockd.socket'])
