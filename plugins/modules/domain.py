@@ -204,12 +204,51 @@ options:
                 V(host-passthrough) gives the host CPU as is; V(custom) uses O(model.cpu.model), a named
                 model shared by a fleet of different hosts; V(maximum) everything the hypervisor can do.
               - Default V(custom) when O(model.cpu.model) is given, else V(host-model).
+              - The C(cpu) that M(phyllome.os.cpu_baseline) returns (a custom model, its vendor and features) is a
+                valid O(model.cpu) as it is (topology options may be added beside it); a guest with it can move
+                to any host of the group (the role C(phyllome.os.guests) does this with C(phyllome_guests_cpu=fleet)).
             type: str
             choices: [host-model, host-passthrough, maximum, custom]
           model:
             description:
-              - A named CPU model (C(virsh cpu-models x86_64)), for example V(EPYC) or V(Skylake-Client-IBRS).
+              - A named CPU model (C(virsh cpu-models x86_64)), for example V(EPYC) or V(Skylake-Client-IBRS);
+                only with O(model.cpu.mode=custom).
             type: str
+          match:
+            description:
+              - How strictly the guest's CPU must match the model (C(<cpu match=...>)); only with
+                O(model.cpu.mode=custom). Default V(exact).
+            type: str
+            choices: [exact, minimum, strict]
+          fallback:
+            description:
+              - Whether libvirt may fall back to another model when the hypervisor cannot run this one
+                (C(<model fallback=...>)); only with O(model.cpu.mode=custom). Default V(forbid).
+            type: str
+            choices: [allow, forbid]
+          vendor:
+            description:
+              - The CPU vendor the guest requires (C(<vendor>), V(Intel), V(AMD)); only with
+                O(model.cpu.mode=custom).
+            type: str
+          features:
+            description:
+              - CPU features added to or taken from the model (C(<feature policy=... name=.../>)), in any mode;
+                each named once. Compared by name; a feature the definition has and this list lacks is removed.
+            type: list
+            elements: dict
+            suboptions:
+              name:
+                description: The feature's name, as libvirt spells it (C(virsh domcapabilities)), e.g. V(ssbd).
+                type: str
+                required: true
+              policy:
+                description:
+                  - libvirt's policy. V(require) (the guest needs it, the host must offer it), V(disable) (the
+                    guest never sees it), V(force), V(optional), V(forbid).
+                type: str
+                default: require
+                choices: [force, require, optional, disable, forbid]
           sockets:
             description: Sockets.
             type: int
@@ -733,6 +772,31 @@ EXAMPLES = r'''
         - type: usb
           vendor: "046d"
           product: c52b
+
+- name: The CPU every host of the group can run, so that the VM can move to any of them
+  phyllome.os.cpu_baseline:
+    hosts:
+      - {name: hv1, uri: "qemu+ssh://root@hv1/system"}
+      - {name: hv2, uri: "qemu+ssh://root@hv2/system"}
+  register: fleet_cpu
+
+- name: A VM with that CPU (a custom model, its vendor, the features beyond the model's), 2 cores
+  phyllome.os.domain:
+    name: roaming
+    model:
+      vcpus: 2
+      cpu: "{{ fleet_cpu.cpu }}"
+
+- name: A named CPU model with one feature more and one less
+  phyllome.os.domain:
+    name: pinned
+    model:
+      cpu:
+        model: Skylake-Client-IBRS
+        vendor: Intel
+        features:
+          - {name: ssbd, policy: require}
+          - {name: hle, policy: disable}
 
 - name: A headless development VM sharing a host directory through virtiofs, with a fixed MAC
   phyllome.os.domain:

@@ -35,7 +35,7 @@ options:
       - The C(model) given here goes only under an item's own C(model). An item with C(xml) says what the domain
         is another way, and an item with neither only names an existing domain (its power state, autostart,
         removal), as in M(phyllome.os.domain)."
-      - C(shutdown_timeout), C(force) and C(remove_storage) given here also say how O(undeclared=remove) removes a
+      - O(domains[].shutdown_timeout), O(domains[].force) and O(domains[].remove_storage) given here also say how O(undeclared=remove) removes a
         domain.
     type: dict
   undeclared:

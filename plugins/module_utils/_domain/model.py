@@ -119,12 +119,27 @@ def _cpu(domain, model, _host):
     cpu_values = model['cpu']
     most = model.get('max_vcpus', model['vcpus'])
     sub(domain, 'vcpu', {'current': model['vcpus'] if most > model['vcpus'] else None}, most)
-    cpu = sub(domain, 'cpu', {'mode': cpu_values['mode']})
-    if cpu_values['mode'] == 'custom':
-        cpu.set('match', 'exact')
-        sub(cpu, 'model', {'fallback': 'forbid'}, cpu_values['model'])
-    sub(cpu, 'topology', {'sockets': cpu_values['sockets'], 'cores': cpu_values['cores'],
-                          'threads': cpu_values['threads']})
+    domain.append(cpu_element(cpu_values))
+
+
+def cpu_element(cpu):
+    """<cpu> of a CPU as data: mode, and for a custom one match, model, fallback, vendor; topology; features.
+
+    The shape of model.cpu and of phyllome.os.cpu_baseline's `cpu`; a CPU
+    without a mode is a custom one (exact match, fallback forbidden).
+    """
+    mode = cpu.get('mode') or 'custom'
+    custom = mode == 'custom'
+    elem = new_element('cpu', {'mode': mode, 'match': (cpu.get('match') or 'exact') if custom else None})
+    if custom:
+        sub(elem, 'model', {'fallback': cpu.get('fallback') or 'forbid'}, cpu['model'])
+        if cpu.get('vendor'):
+            sub(elem, 'vendor', text=cpu['vendor'])
+    if cpu.get('sockets'):
+        sub(elem, 'topology', {'sockets': cpu['sockets'], 'cores': cpu['cores'], 'threads': cpu['threads']})
+    for feature in cpu.get('features') or []:
+        sub(elem, 'feature', {'policy': feature.get('policy') or 'require', 'name': feature['name']})
+    return elem
 
 
 def _firmware(domain, model, host):

@@ -19,6 +19,9 @@ from ansible_collections.phyllome.os.plugins.module_utils._common.units import p
 from ansible_collections.phyllome.os.plugins.module_utils._domain.xml import local_tag
 
 FAMILIES = ('linux', 'windows', 'other')
+# libvirt's <cpu match=...> and <feature policy=...> values.
+CPU_MATCHES = ('exact', 'minimum', 'strict')
+CPU_FEATURE_POLICIES = ('force', 'require', 'optional', 'disable', 'forbid')
 STATES = ('present', 'running', 'shutdown', 'paused', 'absent')
 
 
@@ -200,7 +203,15 @@ MODEL_GROUPS = (
             Option('max_vcpus', type='int'),
             Option('cpu', type='dict', options=(
                 Option('mode', choices=('host-model', 'host-passthrough', 'maximum', 'custom')),
+                # A custom CPU, as phyllome.os.cpu_baseline's `cpu` gives it (libvirt's words).
                 Option('model'),
+                Option('match', choices=CPU_MATCHES),
+                Option('fallback', choices=('allow', 'forbid')),
+                Option('vendor'),
+                Option('features', type='list', elements='dict', options=(
+                    Option('name', required=True),
+                    Option('policy', default='require', choices=CPU_FEATURE_POLICIES),
+                )),
                 Option('sockets', type='int', default=1),
                 Option('cores', type='int'),
                 Option('threads', type='int', default=1),
@@ -400,8 +411,26 @@ def _resolve_cpu(cpu, vcpus):
         cpu['mode'] = 'custom' if cpu.get('model') else 'host-model'
     if cpu['mode'] == 'custom' and not cpu.get('model'):
         raise InvalidInput('model.cpu.mode custom needs model.cpu.model (a CPU model name such as EPYC)')
-    if cpu['mode'] != 'custom' and cpu.get('model'):
-        raise InvalidInput('model.cpu.model is only used with mode: custom')
+    if cpu['mode'] == 'custom':
+        # A named model with libvirt's strict defaults: the guest gets exactly this CPU or does not start.
+        cpu['match'] = cpu.get('match') or 'exact'
+        cpu['fallback'] = cpu.get('fallback') or 'forbid'
+    else:
+        given = [key for key in ('model', 'match', 'fallback', 'vendor') if cpu.get(key)]
+        if given:
+            raise InvalidInput('model.cpu.%s is only used with mode: custom (mode is %s)' % (given[0], cpu['mode']))
+    features = [dict(f, policy=f.get('policy') or 'require') for f in cpu.get('features') or []]
+    names = [f.get('name') for f in features]
+    if not all(names):
+        raise InvalidInput('model.cpu.features: every feature needs a name')
+    twice = sorted(set(n for n in names if names.count(n) > 1))
+    if twice:
+        raise InvalidInput('model.cpu.features names a feature twice: %s' % ', '.join(twice))
+    for feature in features:
+        if feature['policy'] not in CPU_FEATURE_POLICIES:
+            raise InvalidInput('model.cpu.features %s: policy must be one of %s, not %s'
+                               % (feature['name'], ', '.join(CPU_FEATURE_POLICIES), feature['policy']))
+    cpu['features'] = features
     sockets = cpu.get('sockets') or 1
     threads = cpu.get('threads') or 1
     cores = cpu.get('cores')

@@ -14,7 +14,8 @@ reports, per feature, the hosts that lack it. Plain XML and data in and out.
 from __future__ import annotations
 
 from ansible_collections.phyllome.os.plugins.module_utils._common.errors import InvalidInput
-from ansible_collections.phyllome.os.plugins.module_utils._domain.xml import new_element, parse, sub, text_of, to_string
+from ansible_collections.phyllome.os.plugins.module_utils._domain.model import cpu_element
+from ansible_collections.phyllome.os.plugins.module_utils._domain.xml import parse, text_of, to_string
 
 # Feature policies under which a guest gets the feature (libvirt's words).
 _ENABLED = ('require', 'force')
@@ -46,13 +47,7 @@ def host_model_cpu(domcaps_xml, host):
 
 def cpu_xml(cpu):
     """A custom CPU definition from data: `<cpu mode='custom' match='exact'>`, as a domain takes it."""
-    elem = new_element('cpu', {'mode': 'custom', 'match': 'exact'})
-    sub(elem, 'model', {'fallback': cpu.get('fallback') or 'forbid'}, cpu['model'])
-    if cpu.get('vendor'):
-        sub(elem, 'vendor', text=cpu['vendor'])
-    for feature in cpu.get('features', []):
-        sub(elem, 'feature', {'policy': feature['policy'], 'name': feature['name']})
-    return to_string(elem)
+    return to_string(cpu_element(dict(cpu, mode='custom')))
 
 
 def parse_cpu(xml_text):

@@ -89,6 +89,26 @@ CASES = {
             ],
         },
     },
+    # A fleet CPU as phyllome.os.cpu_baseline returns it (the Haswell host-model CPU of
+    # tests/fixtures/domcaps/intel-haswell-qemu-2.12.xml, one feature disabled), with a topology beside it.
+    'fleet': {
+        'name': 'roaming',
+        'model': {
+            'os': 'linux',
+            'vcpus': 4,
+            'cpu': {
+                'mode': 'custom', 'match': 'exact', 'model': 'Haswell-noTSX', 'fallback': 'forbid', 'vendor': 'Intel',
+                'features': [{'name': 'vme', 'policy': 'require'}, {'name': 'ss', 'policy': 'require'},
+                             {'name': 'f16c', 'policy': 'require'}, {'name': 'rdrand', 'policy': 'require'},
+                             {'name': 'hypervisor', 'policy': 'require'}, {'name': 'arat', 'policy': 'require'},
+                             {'name': 'tsc_adjust', 'policy': 'require'}, {'name': 'xsaveopt', 'policy': 'require'},
+                             {'name': 'pdpe1gb', 'policy': 'require'}, {'name': 'abm', 'policy': 'require'},
+                             {'name': 'invtsc', 'policy': 'disable'}],
+                'threads': 2,
+            },
+            'disks': [{'pool': 'default', 'volume': 'roaming.qcow2', 'format': 'qcow2', 'size': '20G'}],
+        },
+    },
     'other-bios': {
         'name': 'freedos',
         'model': {

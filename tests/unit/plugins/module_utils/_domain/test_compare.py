@@ -143,6 +143,16 @@ def _reverse_devices(dom):
     devices.extend(reversed(children))
 
 
+def _reverse_children(path):
+    def change(dom):
+        parent = dom.find(path)
+        children = list(parent)
+        for child in children:
+            parent.remove(child)
+        parent.extend(reversed(children))
+    return change
+
+
 # (case, change to the desired XML, expected differences in words)
 PAIRS = [
     ('linux', _reverse_devices, []),
@@ -187,6 +197,15 @@ PAIRS = [
     ('virtiofs', _remove("devices/interface[2]"), ['devices/interface[52:54:00:5f:be:e3] removed']),
     ('virtiofs', _set('os/firmware/feature[2]', 'enabled', 'no'),
      ["os/firmware/feature[secure-boot]: enabled changed from 'yes' to 'no'"]),
+    # A fleet CPU: features are matched by name (their order is not a change), their policy is compared,
+    # one the definition has and the request lacks is a change (it would stay required otherwise).
+    ('fleet', _reverse_children('cpu'), []),
+    ('fleet', _set("cpu/feature[@name='invtsc']", 'policy', 'require'),
+     ["cpu/feature[invtsc]: policy changed from 'disable' to 'require'"]),
+    ('fleet', _remove("cpu/feature[@name='abm']"), ['cpu/feature[abm] removed']),
+    ('fleet', _append('cpu', "<feature policy='require' name='avx2'/>"), ['cpu/feature[avx2] added']),
+    ('fleet', _remove('cpu/vendor'), ['cpu/vendor removed']),
+    ('fleet', _text('cpu/model', 'Broadwell-noTSX'), ['cpu/model changed from Haswell-noTSX to Broadwell-noTSX']),
     ('other-bios', _reverse_devices, []),
     ('user-minimal', _reverse_devices, []),
     ('user-minimal', _remove('devices/console'), ['devices/serial[0] removed', 'devices/console[serial] removed']),

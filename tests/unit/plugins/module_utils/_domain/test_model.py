@@ -151,3 +151,14 @@ def test_extra_xml_adds_and_changes():
 def test_extra_xml_must_be_well_formed():
     with pytest.raises(InvalidInput, match=r'model.extra_xml\[0\] is not well-formed'):
         _build({'extra_xml': ['<os><kernel>']})
+
+
+def test_cpu_features_in_a_host_mode():
+    """Features adjust a host-model CPU too; a custom one has its match, fallback and vendor."""
+    cpu = _build({'cpu': {'mode': 'host-model', 'features': [{'name': 'vmx', 'policy': 'disable'}]}}).find('cpu')
+    assert cpu.attrib == {'mode': 'host-model'}
+    assert [child.tag for child in cpu] == ['topology', 'feature']
+    assert cpu.find('feature').attrib == {'policy': 'disable', 'name': 'vmx'}
+    cpu = _build({'cpu': {'model': 'EPYC', 'match': 'minimum', 'fallback': 'allow', 'vendor': 'AMD'}}).find('cpu')
+    assert cpu.attrib == {'mode': 'custom', 'match': 'minimum'}
+    assert cpu.find('model').attrib == {'fallback': 'allow'} and cpu.find('vendor').text == 'AMD'

@@ -80,6 +80,15 @@ def test_cpu_topology():
     assert resolve_model({'vcpus': 4, 'cpu': {'model': 'EPYC'}})['cpu']['mode'] == 'custom'
 
 
+def test_cpu_custom_defaults_and_features():
+    cpu = resolve_model({'cpu': {'model': 'EPYC', 'features': [{'name': 'ssbd'}, {'name': 'svm', 'policy': 'disable'}]}})['cpu']
+    assert (cpu['mode'], cpu['match'], cpu['fallback']) == ('custom', 'exact', 'forbid')
+    assert cpu['features'] == [{'name': 'ssbd', 'policy': 'require'}, {'name': 'svm', 'policy': 'disable'}]
+    # Features also adjust a host CPU; match and fallback are a custom model's.
+    cpu = resolve_model({'cpu': {'mode': 'host-model', 'features': [{'name': 'vmx', 'policy': 'disable'}]}})['cpu']
+    assert cpu['match'] is None and cpu['features'] == [{'name': 'vmx', 'policy': 'disable'}]
+
+
 def test_disk_targets_and_buses():
     disks = resolve_model({'disks': [
         {'path': '/a.img'},
@@ -129,6 +138,11 @@ def test_graphics_listen_defaults_never_reach_the_network():
     ({'vcpus': 4, 'cpu': {'cores': 3}}, 'does not match vcpus'),
     ({'cpu': {'mode': 'custom'}}, 'needs model.cpu.model'),
     ({'cpu': {'mode': 'host-passthrough', 'model': 'EPYC'}}, 'only used with mode: custom'),
+    ({'cpu': {'mode': 'host-model', 'vendor': 'Intel'}}, r'cpu.vendor is only used with mode: custom \(mode is host-model'),
+    ({'cpu': {'model': 'EPYC', 'features': [{'name': 'ssbd'}, {'name': 'ssbd', 'policy': 'disable'}]}},
+     'names a feature twice: ssbd'),
+    ({'cpu': {'model': 'EPYC', 'features': [{'policy': 'require'}]}}, 'every feature needs a name'),
+    ({'cpu': {'model': 'EPYC', 'features': [{'name': 'ssbd', 'policy': 'maybe'}]}}, 'policy must be one of'),
     ({'firmware': 'bios', 'secure_boot': True}, 'needs firmware: efi'),
     ({'disks': [{'path': '/a', 'volume': 'b'}]}, 'not both'),
     ({'disks': [{}]}, 'needs path, or pool and volume'),
