@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: Contributors to the phyllome.os collection
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters of the phyllome.os.guests role: what a host's guest list asks of the host before it is converged."""
+"""Filters of the phyllome.os.guests role: what a host's guest list asks of the host before it is converged,
+and the CPU its guests get (phyllome_guests_cpu)."""
 
 from __future__ import annotations
 
@@ -75,6 +76,48 @@ def guests_pci_devices(guests, defaults=None):
     return sorted(found)
 
 
+# model.cpu keys that define the CPU itself (the others, sockets, cores, threads, are its topology).
+_CPU_DEFINITION = ('mode', 'model', 'match', 'fallback', 'vendor', 'features')
+# What phyllome_guests_cpu may name (besides fleet, which the role turns into its baseline first).
+_CPU_MODES = ('host-model', 'host-passthrough', 'maximum')
+
+
+def guests_cpu(guests, defaults=None, cpu='host-model'):
+    """The guests, each with `cpu` as its model.cpu, unless it (or the defaults' model) defines a CPU of its own.
+
+    `cpu` is a CPU mode (host-model, host-passthrough, maximum) or a CPU as
+    model.cpu takes it (phyllome.os.cpu_baseline's `cpu`). An item's own
+    topology (sockets, cores, threads) stays beside it; an item without a
+    model (an xml, or only a name) is left as it is.
+    """
+    if not isinstance(guests, (list, tuple)):
+        raise AnsibleFilterError('guests_cpu expects a list of guests, got %s' % type(guests).__name__)
+    if isinstance(cpu, str):
+        if cpu not in _CPU_MODES:
+            raise AnsibleFilterError('guests_cpu: the CPU is one of %s or a dict (model.cpu), not %r%s' % (
+                ', '.join(_CPU_MODES), cpu, ': fleet is the baseline phyllome.os.cpu_baseline computes' if cpu == 'fleet' else ''))
+        cpu = {'mode': cpu}
+    if not isinstance(cpu, dict) or not any(cpu.get(key) for key in _CPU_DEFINITION):
+        raise AnsibleFilterError('guests_cpu: the CPU must be a mode or a dict with a mode or a model, got %r' % (cpu,))
+    default_cpu = ((defaults or {}).get('model') or {}).get('cpu') or {}
+    result = []
+    for index, item in enumerate(guests):
+        if not isinstance(item, dict):
+            raise AnsibleFilterError('%s: a guest is a dict, got %r' % (_label(index, item), item))
+        model = item.get('model')
+        if not isinstance(model, dict):
+            result.append(item)
+            continue
+        own = model.get('cpu') or {}
+        if any(own.get(key) or default_cpu.get(key) for key in _CPU_DEFINITION):
+            result.append(item)
+            continue
+        given = dict(cpu)
+        given.update(own)
+        result.append(dict(item, model=dict(model, cpu=given)))
+    return result
+
+
 class FilterModule:
     def filters(self):
-        return {'guests_pci_devices': guests_pci_devices}
+        return {'guests_pci_devices': guests_pci_devices, 'guests_cpu': guests_cpu}

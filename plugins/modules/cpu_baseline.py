@@ -182,6 +182,13 @@ hosts:
       type: list
       elements: str
       sample: [clflushopt, xsaves]
+    domain_capabilities:
+      description:
+        - The domain capabilities the module read through O(hosts[].uri), for hosts given that way, so that a play
+          can read them on each host (its own URI, in parallel) and then compute the group's baseline once from
+          them (the role C(phyllome.os.guests) does this with C(phyllome_guests_cpu=fleet)).
+      type: str
+      returned: for hosts given by O(hosts[].uri)
 limited_features:
   description: Every feature some host offers and the baseline lacks, with the hosts that lack it.
   returned: success
@@ -220,7 +227,7 @@ def gather(hosts, arch, machine, virttype):
             if domcaps is None:
                 raise InvalidInput('%s (%s) has no domain capabilities: its libvirt driver offers no CPU to compare'
                                    % (name, host['uri']))
-        gathered.append({'name': name, 'domain_capabilities': domcaps})
+        gathered.append({'name': name, 'domain_capabilities': domcaps, 'read': not host.get('domain_capabilities')})
     return gathered
 
 
@@ -241,13 +248,17 @@ def main():
     )
     params = module.params
     try:
-        group = fleet_group(gather(params['hosts'], params['arch'], params['machine'], params['virttype']))
+        gathered = gather(params['hosts'], params['arch'], params['machine'], params['virttype'])
+        group = fleet_group(gathered)
         # Read-write: libvirt refuses the baseline on a read-only connection; nothing is changed.
         with DomainClient.connect(params['uri']) as client:
             result = fleet_baseline(group, lambda cpus, expand: client.baseline_hypervisor_cpu(
                 cpus, params['arch'], params['machine'], params['virttype'], expand))
     except PhyllomeError as exc:
         fail_from_exception(module, exc)
+    for host, read in zip(result['hosts'], gathered):
+        if read['read']:
+            host['domain_capabilities'] = read['domain_capabilities']
     module.exit_json(changed=False, **result)
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.phyllome.os.plugins.filter.guests import guests_pci_devices
+from ansible_collections.phyllome.os.plugins.filter.guests import guests_cpu, guests_pci_devices
 
 GPU_XML = """<domain type='kvm'><name>gpu</name><devices>
   <hostdev mode='subsystem' type='pci' managed='yes'>
@@ -49,3 +49,44 @@ def test_what_it_cannot_read_is_named(guests, message):
     with pytest.raises(AnsibleFilterError, match=None) as exc:
         guests_pci_devices(guests)
     assert message in str(exc.value)
+
+
+FLEET = {'mode': 'custom', 'match': 'exact', 'model': 'Haswell-noTSX', 'fallback': 'forbid', 'vendor': 'Intel',
+         'features': [{'name': 'ss', 'policy': 'require'}]}
+
+
+def test_guests_cpu_gives_the_cpu_to_guests_without_their_own():
+    guests = [
+        {'name': 'plain', 'model': {}},
+        {'name': 'topology', 'model': {'vcpus': 4, 'cpu': {'threads': 2}}},
+        {'name': 'own-mode', 'model': {'cpu': {'mode': 'host-passthrough'}}},
+        {'name': 'own-model', 'model': {'cpu': {'model': 'EPYC'}}},
+        {'name': 'own-features', 'model': {'cpu': {'features': [{'name': 'vmx', 'policy': 'disable'}]}}},
+        {'name': 'xml', 'xml': '<domain/>'},
+        {'name': 'bare'},
+    ]
+    result = guests_cpu(guests, {}, FLEET)
+    assert result[0] == {'name': 'plain', 'model': {'cpu': FLEET}}
+    assert result[1]['model'] == {'vcpus': 4, 'cpu': dict(FLEET, threads=2)}
+    assert result[2:] == guests[2:]
+    assert guests[0] == {'name': 'plain', 'model': {}}  # the input is left as it is
+    assert guests_cpu(guests[:1], {}, 'host-passthrough') == [{'name': 'plain', 'model': {'cpu': {'mode': 'host-passthrough'}}}]
+
+
+def test_guests_cpu_leaves_guests_alone_when_the_defaults_define_a_cpu():
+    guests = [{'name': 'a', 'model': {'cpu': {'cores': 2}}}]
+    assert guests_cpu(guests, {'model': {'cpu': {'mode': 'host-passthrough'}}}, FLEET) == guests
+    # A topology in the defaults defines no CPU.
+    assert guests_cpu(guests, {'model': {'cpu': {'threads': 2}}}, FLEET)[0]['model']['cpu']['model'] == 'Haswell-noTSX'
+
+
+@pytest.mark.parametrize('guests, cpu, message', [
+    ([], 'fleet', 'fleet is the baseline phyllome.os.cpu_baseline computes'),
+    ([], 'host', 'one of host-model, host-passthrough, maximum or a dict'),
+    ([], {'cores': 2}, 'a mode or a model'),
+    ({'name': 'a'}, 'host-model', 'expects a list of guests'),
+    (['a'], 'host-model', r'phyllome_guests\[0\]: a guest is a dict'),
+])
+def test_guests_cpu_refuses(guests, cpu, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        guests_cpu(guests, {}, cpu)
