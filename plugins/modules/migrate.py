@@ -29,7 +29,9 @@ description:
     same way, through transient directory pools opened over their directories on both hosts and destroyed at the
     end (the files stay). Each copy is read back from the target and its content checksum compared with the
     source's (O(verify)). Then autostart is set as on the source, and the domain starts on the target when
-    O(start) says so.
+    O(start) says so; with O(guest_agent_timeout), the task then waits until its QEMU guest agent answers there.
+    The directories of the TPM state that the target lacks are made as libvirt makes them (C(0711) above the
+    state directory, which keeps the source's owner and mode).
   - Only then is the domain undefined on the source, with its varstore and TPM state, and its disk volumes
     deleted; with O(keep_source=true) it stays defined there, stopped, with autostart off, so that two hosts never
     run it at once.
@@ -44,15 +46,18 @@ description:
   - O(mode=live) moves a running domain while it runs (libvirt's managed live migration, virDomainMigrate3 with
     C(VIR_MIGRATE_LIVE | PERSIST_DEST | NON_SHARED_DISK)). The same checks as O(mode=cold) come first, plus two;
     the domain must be running, and libvirt's comparison of its C(<cpu>) with the target hypervisor's
-    (virConnectCompareHypervisorCPU, on the target connection) must not say C(incompatible); the refusal points to
-    a common CPU model for the fleet (M(phyllome.os.cpu_baseline)). Then each disk's volume is created empty in its
+    (virConnectCompareHypervisorCPU, on the target connection) must not say C(incompatible); the refusal gives
+    libvirt's words (the features the target lacks) and points to a common CPU model for the fleet
+    (M(phyllome.os.cpu_baseline)). Then each disk's volume is created empty in its
     target pool with the source's format and capacity (QEMU's drive-mirror writes into existing files), the UEFI
     varstore is copied as in a cold move (libvirt 9.0 does not carry it), and libvirt migrates memory and disks
     over O(migrate_uri), at most O(bandwidth) MiB/s; the swtpm TPM state travels in QEMU's migration stream. After
-    O(timeout) seconds the job is aborted (virDomainAbortJob). A failure or an abort deletes what the target got;
-    the domain keeps running on the source. After the move, the stopped source copy is undefined and its volumes
-    deleted (or kept, O(keep_source)), as after a cold move. O(shutdown_timeout), O(force), O(start) and
-    O(verify) do not apply (the domain runs on the target; QEMU's mirror is its own check).
+    O(timeout) seconds the job is aborted (virDomainAbortJob); the error says how many bytes had crossed. A failure
+    or an abort deletes what the target got; the domain keeps running on the source. The figures of the move
+    (RV(migration)) are libvirt's, from the completed job's statistics on the source (virDomainGetJobStats).
+    After the move, the stopped source copy is undefined and its volumes deleted (or kept, O(keep_source)), as
+    after a cold move. O(shutdown_timeout), O(force), O(start) and O(verify) do not apply (the domain runs on
+    the target; QEMU's mirror is its own check), and O(guest_agent_timeout) is refused.
 options:
   name:
     description:
@@ -131,6 +136,19 @@ options:
       - O(mode=live) only. Seconds after which a migration still running is aborted; the domain keeps running on
         the source and the task fails. By default no limit.
     type: int
+  guest_agent_timeout:
+    description:
+      - O(mode=cold) only. After the domain started on the target, wait up to this many seconds for its QEMU guest
+        agent to answer (virDomainGetTime, which asks the agent the guest's clock), before the source is touched.
+        When it does not answer in time, the task fails and everything is undone (the target's copy powered off
+        and removed, the source started again if it ran).
+      - The domain must start on the target (O(start), by default when it runs on the source) and have a guest
+        agent channel (a C(virtio) channel named C(org.qemu.guest_agent.0), as M(phyllome.os.domain) makes with
+        C(guest_agent=true)); otherwise the task fails before any change.
+      - Each question may itself wait for libvirt's agent timeout (5 s by default) when the agent is connected
+        but silent, so the wait can end up to that much later.
+      - By default the agent is not waited for.
+    type: int
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -198,6 +216,14 @@ EXAMPLES = r'''
     bandwidth: 500
     timeout: 1800
 
+- name: Move it cold, start it on host2 and wait up to 3 minutes for its guest agent before removing it from host1
+  phyllome.os.migrate:
+    name: vm1
+    source_uri: qemu+ssh://root@host1/system
+    target_uri: qemu+ssh://root@host2/system
+    start: true
+    guest_agent_timeout: 180
+
 - name: What would move, and how many bytes (check mode)
   phyllome.os.migrate:
     name: vm1
@@ -262,11 +288,12 @@ copied:
   type: list
   elements: dict
 bytes_copied:
-  description: Data bytes sent over the link, all copies together.
+  description: Data bytes sent over the link, all copies together (with O(mode=live), the varstore's copy plus
+    what libvirt's migration sent, RV(migration.bytes)).
   returned: success
   type: int
 copy_seconds:
-  description: Seconds spent streaming, all copies together.
+  description: Seconds spent streaming, all copies together (with O(mode=live), plus RV(migration.seconds)).
   returned: success
   type: float
 mb_per_s:
@@ -278,8 +305,45 @@ seconds:
   returned: when the domain moved
   type: float
 migration_seconds:
-  description: O(mode=live) only. Seconds libvirt's live migration took (memory and disks).
+  description: O(mode=live) only. Seconds the module waited for libvirt's live migration (memory and disks),
+    from its call to its return.
   returned: when the domain moved live
+  type: float
+migration:
+  description: O(mode=live) only. What libvirt says its migration job moved (the completed job's statistics on
+    the source, virDomainGetJobStats with VIR_DOMAIN_JOB_STATS_COMPLETED, as C(virsh domjobinfo --completed)
+    shows them); absent when libvirt kept none.
+  returned: when the domain moved live
+  type: dict
+  contains:
+    bytes:
+      description: Bytes QEMU sent, memory and disks (libvirt's C(data_processed)).
+      type: int
+    memory_bytes:
+      description: Bytes of memory sent (C(memory_processed)); pages sent again count again.
+      type: int
+    disk_bytes:
+      description: Bytes of the disks mirrored (C(disk_processed)).
+      type: int
+    seconds:
+      description: The job's duration (C(time_elapsed)).
+      type: float
+    mb_per_s:
+      description: bytes / seconds, in MB/s (10^6 bytes).
+      type: float
+    downtime_ms:
+      description: Milliseconds the guest was paused while it switched hosts (C(downtime)).
+      type: int
+  sample:
+    bytes: 150472688
+    memory_bytes: 83363824
+    disk_bytes: 67108864
+    seconds: 1.565
+    mb_per_s: 96.1
+    downtime_ms: 133
+guest_agent_seconds:
+  description: Seconds from the start on the target until the guest agent answered (O(guest_agent_timeout)).
+  returned: when the domain moved with O(guest_agent_timeout) set (null in check mode)
   type: float
 started:
   description: Whether the domain was started on the target.

@@ -48,6 +48,13 @@ BLOCK_RESIZE_BYTES = 1
 # only the features a domain keeps across a migration (no invtsc, no host-only ones).
 BASELINE_CPU_EXPAND_FEATURES = 1
 BASELINE_CPU_MIGRATABLE = 2
+# virConnectCompareCPUFlags FAIL_INCOMPATIBLE: an incompatible CPU is an error (VIR_ERR_CPU_INCOMPATIBLE) whose
+# message names the features the hypervisor lacks; virCPUCompareResult otherwise.
+COMPARE_CPU_FAIL_INCOMPATIBLE = 1
+CPU_COMPARE = {0: 'incompatible', 1: 'identical', 2: 'superset'}
+# virDomainGetJobStatsFlags: the last completed job, kept for `virsh domjobinfo --completed` after we read it.
+JOB_STATS_COMPLETED = 1
+JOB_STATS_KEEP_COMPLETED = 2
 
 # virDomainInterfaceAddressesSource (VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_*), by value:
 # the DHCP lease of the domain's libvirt network, the guest agent, the host's ARP table.
@@ -202,6 +209,21 @@ class DomainClient:
         except self.libvirt.libvirtError as exc:
             raise LibvirtFailure('libvirt cannot compute a baseline CPU: %s' % exc, uri=self.uri)
 
+    def compare_hypervisor_cpu(self, cpu_xml, arch=None, machine=None, virttype=None):
+        """libvirt's verdict on the guest CPU `cpu_xml` on this connection's hypervisor: (verdict, detail).
+
+        virConnectCompareHypervisorCPU: verdict is 'identical', 'superset' or
+        'incompatible'; detail is libvirt's own sentence for an incompatible
+        CPU (it names the features the hypervisor lacks), else None.
+        """
+        try:
+            found = self.conn.compareHypervisorCPU(None, arch, machine, virttype, cpu_xml, COMPARE_CPU_FAIL_INCOMPATIBLE)
+        except self.libvirt.libvirtError as exc:
+            if self._error_code(exc) == self.libvirt.VIR_ERR_CPU_INCOMPATIBLE:
+                return 'incompatible', exc.get_error_message()
+            raise LibvirtFailure('cannot compare the domain CPU with the hypervisor\'s: %s' % exc, uri=self.uri)
+        return CPU_COMPARE.get(found, str(found)), None
+
     def _read_domain_capabilities(self, arch, machine, virttype):
         try:
             return self.conn.getDomainCapabilities(None, arch, machine, virttype, 0)
@@ -214,6 +236,44 @@ class DomainClient:
     def pool_xmls(self):
         pools = self._call('cannot list storage pools', self.conn.listAllStoragePools, 0)
         return [self._call('cannot read storage pool', pool.XMLDesc, 0) for pool in pools]
+
+    def job_stats(self, dom, completed=False):
+        """libvirt's statistics of the domain's current job, or of its last completed one; {} when there is none.
+
+        virDomainGetJobStats: time_elapsed (ms), data_processed, memory_processed,
+        disk_processed, disk_total (bytes), downtime (ms)... A completed job's
+        statistics stay readable afterwards (KEEP_COMPLETED).
+        """
+        flags = JOB_STATS_COMPLETED | JOB_STATS_KEEP_COMPLETED if completed else 0
+        stats = self._call('cannot read the job statistics of %s' % dom.name(), dom.jobStats, flags)
+        # type 0 is VIR_DOMAIN_JOB_NONE.
+        return stats if stats and stats.get('type') else {}
+
+    def guest_agent_answers(self, dom):
+        """Whether the domain's guest agent answers now (virDomainGetTime, which asks it guest-get-time).
+
+        A libvirt API rather than a raw agent command (virsh qemu-agent-command
+        marks the domain tainted). False while the agent is not connected or
+        does not answer; other failures (the domain stopped) raise.
+        """
+        try:
+            dom.getTime(0)
+        except self.libvirt.libvirtError as exc:
+            if self._error_code(exc) in (self.libvirt.VIR_ERR_AGENT_UNRESPONSIVE, self.libvirt.VIR_ERR_AGENT_UNSYNCED):
+                return False
+            raise LibvirtFailure('cannot reach the guest agent of %s: %s' % (dom.name(), exc), uri=self.uri)
+        return True
+
+    def wait_guest_agent(self, dom, timeout, sleep=time.sleep, clock=time.monotonic):
+        """Ask the guest agent until it answers, up to `timeout` s: the seconds it took, None when it did not."""
+        started = clock()
+        while True:
+            if self.guest_agent_answers(dom):
+                return clock() - started
+            left = started + timeout - clock()
+            if left <= 0:
+                return None
+            sleep(min(1.0, left))
 
     def volume_exists(self, pool_name, volume):
         """Whether libvirt lists the volume in the pool (a read: no refresh, see refresh_pool)."""

@@ -55,6 +55,19 @@ def start_transient_pool(client, name, xml, build=False):
                  POOL_CREATE_WITH_BUILD if build else 0)
 
 
+def remove_empty_directory(client, name, directory):
+    """rmdir `directory` through libvirt: a dir pool `name` defined over it, deleted (virStoragePoolDelete), undefined.
+
+    Fails (and removes nothing) when the directory is not empty.
+    """
+    pool = client._call('cannot define a storage pool over %s' % directory, client.conn.storagePoolDefineXML,
+                        dir_pool_xml(name, directory), 0)
+    try:
+        client._call('cannot remove directory %s' % directory, pool.delete, 0)
+    finally:
+        client._call('cannot undefine storage pool %s' % name, pool.undefine)
+
+
 def directory_missing(exc):
     """Whether a pool failed to start because its directory does not exist."""
     return 'No such file or directory' in str(exc)
@@ -180,7 +193,7 @@ def _send_all(stream, data):
         data = data[sent:]
 
 
-# By value (libvirt 9.0): virDomainMigrateFlags LIVE, PERSIST_DEST, NON_SHARED_DISK; virCPUCompareResult.
+# By value (libvirt 9.0): virDomainMigrateFlags LIVE, PERSIST_DEST, NON_SHARED_DISK.
 # No UNDEFINE_SOURCE: the migrate module undefines the stopped source copy itself (with its varstore and TPM
 # state, and its volumes), or keeps it with keep_source, as after a cold move.
 MIGRATE_LIVE = 1 << 0
@@ -189,14 +202,16 @@ MIGRATE_NON_SHARED_DISK = 1 << 6
 LIVE_FLAGS = MIGRATE_LIVE | MIGRATE_PERSIST_DEST | MIGRATE_NON_SHARED_DISK
 # virDomainXMLFlags SECURE | MIGRATABLE: what the target's QEMU must be given.
 XML_SECURE_MIGRATABLE = 1 | 8
-CPU_COMPARE = {-1: 'error', 0: 'incompatible', 1: 'identical', 2: 'superset'}
 
 
-def compare_hypervisor_cpu(client, arch, machine, virttype, cpu_xml):
-    """libvirt's verdict on the guest CPU `cpu_xml` on `client`'s hypervisor: 'identical', 'superset' or 'incompatible'."""
-    found = client._call('cannot compare the domain CPU with the target hypervisor\'s',
-                         client.conn.compareHypervisorCPU, None, arch, machine, virttype, cpu_xml, 0)
-    return CPU_COMPARE.get(found, str(found))
+def progress_words(stats):
+    """', when X of Y MB had been sent (memory M of N MB, disks D of E MB)' from a migration job's statistics; '' without them."""
+    if not stats or stats.get('data_processed') is None:
+        return ''
+    words = ', when %.1f of %.1f MB had been sent' % (stats['data_processed'] / 1e6, (stats.get('data_total') or 0) / 1e6)
+    parts = ['%s %.1f of %.1f MB' % (what, (stats.get(key + '_processed') or 0) / 1e6, stats[key + '_total'] / 1e6)
+             for what, key in (('memory', 'memory'), ('disks', 'disk')) if stats.get(key + '_total')]
+    return words + (' (%s)' % ', '.join(parts) if parts else '')
 
 
 def migratable_xml(client, dom):
@@ -212,7 +227,9 @@ def migrate_live(source, dom, target, dest_xml, persist_xml, migrate_uri=None, b
     existing files (NON_SHARED_DISK); `dest_xml` is the running definition
     there, `persist_xml` the stored one.
     timeout: seconds after which the job is aborted (virDomainAbortJob): the
-    domain keeps running on the source. Returns the seconds taken.
+    domain keeps running on the source; the error says how far it got (the
+    job's statistics read just before the abort: libvirt keeps none of an
+    aborted job). Returns the seconds taken.
     """
     libvirt = source.libvirt
     params = {libvirt.VIR_MIGRATE_PARAM_DEST_XML: dest_xml, libvirt.VIR_MIGRATE_PARAM_PERSIST_XML: persist_xml}
@@ -224,7 +241,10 @@ def migrate_live(source, dom, target, dest_xml, persist_xml, migrate_uri=None, b
     aborted = []
     if timeout:
         def abort():
-            aborted.append(True)
+            try:
+                aborted.append(source.job_stats(dom))
+            except LibvirtFailure:
+                aborted.append({})
             try:
                 dom.abortJob()
             except libvirt.libvirtError:
@@ -239,8 +259,8 @@ def migrate_live(source, dom, target, dest_xml, persist_xml, migrate_uri=None, b
             dom.migrate3(target.conn, params, LIVE_FLAGS)
         except libvirt.libvirtError as exc:
             if aborted:
-                raise LibvirtFailure('the migration did not end within %s s and was aborted (it still runs on the'
-                                     ' source): %s' % (timeout, exc), uri=source.uri)
+                raise LibvirtFailure('the migration did not end within %s s and was aborted%s (it still runs on the'
+                                     ' source): %s' % (timeout, progress_words(aborted[0]), exc), uri=source.uri)
             raise LibvirtFailure('live migration failed: %s' % exc, uri=source.uri)
     finally:
         if timer is not None:

@@ -26,7 +26,8 @@ from ansible_collections.phyllome.os.plugins.module_utils._domain.xml import par
 from ansible_collections.phyllome.os.plugins.module_utils._libvirt import migration as streams
 from ansible_collections.phyllome.os.plugins.module_utils._libvirt.capabilities import parse_capabilities
 from ansible_collections.phyllome.os.plugins.module_utils._migrate.plan import (
-    TargetFacts, copy_action, create_volume_action, plan_cold, pool_permissions, source_volume)
+    SWTPM_PARENT_MODE, TargetFacts, copy_action, create_volume_action, guest_agent_refusal, mb_per_s, plan_cold,
+    pool_permissions, source_volume)
 
 
 def argument_spec():
@@ -45,6 +46,7 @@ def argument_spec():
         'migrate_uri': {'type': 'str'},
         'bandwidth': {'type': 'int'},
         'timeout': {'type': 'int'},
+        'guest_agent_timeout': {'type': 'int'},
     }
 
 
@@ -53,7 +55,9 @@ def run(params, recorder, connect):
     live_only = [key for key in ('migrate_uri', 'bandwidth', 'timeout') if params.get(key) is not None]
     if params['mode'] == 'cold' and live_only:
         raise InvalidInput('%s apply to mode=live only' % ', '.join(live_only))
-    for key in ('bandwidth', 'timeout'):
+    if params['mode'] == 'live' and params.get('guest_agent_timeout') is not None:
+        raise InvalidInput('guest_agent_timeout applies to mode=cold only (a live move keeps the guest running)')
+    for key in ('bandwidth', 'timeout', 'guest_agent_timeout'):
         if params.get(key) is not None and params[key] <= 0:
             raise InvalidInput('%s must be more than 0' % key)
     if params['shutdown_timeout'] < 0:
@@ -124,6 +128,9 @@ class Migration:
         self.pools = []  # (index, client, name, where) of the transient pools opened
         self.started = None
         self.undefined = []  # indexes of the actions that undefining the target's domain undoes
+        self.tpm_dir = None
+        self.undefine_undo = None
+        self.migration = None  # mode=live: what libvirt's completed job moved (plan.live_progress)
 
     def result(self, state, plan=None, **extra):
         result = {'name': self.name, 'mode': self.params['mode'], 'state': state,
@@ -133,8 +140,11 @@ class Migration:
                            'after': 'domain %s on %s\n' % (self.name, self.params['target_uri'])}}
         data = sum(c['bytes'] for c in self.copies)
         seconds = sum(c['seconds'] for c in self.copies)
-        result.update(bytes_copied=data, copy_seconds=round(seconds, 3),
-                      mb_per_s=round(data / seconds / 1e6, 1) if seconds > 0 else None)
+        if self.migration is not None:
+            result['migration'] = self.migration
+            data += self.migration['bytes']
+            seconds += self.migration['seconds']
+        result.update(bytes_copied=data, copy_seconds=round(seconds, 3), mb_per_s=mb_per_s(data, seconds))
         result.update(extra)
         return result
 
@@ -143,18 +153,24 @@ class Migration:
         if settled is not None:
             return settled
         plan = self._plan(src_dom)
+        self.tpm_dir = plan.tpm_dir
         was_active = self.source.is_active(src_dom)
         start = self.params['start'] if self.params['start'] is not None else was_active
+        if self.params.get('guest_agent_timeout'):
+            refusal = guest_agent_refusal(plan.xml, start)
+            if refusal:
+                raise InvalidInput(refusal)
         self.started = self.clock()
         try:
-            self._move(plan, src_dom, was_active, start)
+            agent = self._move(plan, src_dom, was_active, start)
         except PhyllomeError as exc:
             self._roll_back()
             again = ' and running again' if was_active else ''
             raise type(exc)('migration of %s failed at step "%s": %s; rolled back: the source is intact%s, the target'
                             ' holds nothing of it' % (self.name, self.step, exc.msg, again))
         self._finish_source(plan, src_dom)
-        return self.result('migrated', plan, started=start, seconds=round(self.clock() - self.started, 3))
+        extra = {'guest_agent_seconds': agent} if self.params.get('guest_agent_timeout') else {}
+        return self.result('migrated', plan, started=start, seconds=round(self.clock() - self.started, 3), **extra)
 
     def _settled(self):
         """(the source's domain, the result when there is nothing to move, else None); raises on a conflict."""
@@ -240,8 +256,9 @@ class Migration:
                            self.target.define, plan.xml, atomic=True)
         # Undefining it (with its varstore and TPM state) also undoes the copies of those (see _copy_state).
         self.undefined = [defined]
-        self.undo.append((self.undefined, 'undefine domain %s on %s' % (self.name, tgt_uri), self.target.undefine,
-                          (tgt_dom,)))
+        self.undefine_undo = (self.undefined, 'undefine domain %s on %s' % (self.name, tgt_uri), self.target.undefine,
+                              (tgt_dom,))
+        self.undo.append(self.undefine_undo)
         for disk in plan.disks:
             self._copy_volume(disk['source_pool'], disk['volume'], disk['target_pool'], disk['volume'],
                               disk['physical'], disk['permissions'], disk['source_path'], disk['target_path'],
@@ -250,7 +267,8 @@ class Migration:
             self._copy_directory_files('the UEFI varstore %s' % plan.nvram, posixpath.dirname(plan.nvram),
                                        [posixpath.basename(plan.nvram)])
         if plan.tpm_dir:
-            self._copy_directory_files('the TPM state in %s' % plan.tpm_dir, plan.tpm_dir, None)
+            self._copy_directory_files('the TPM state in %s' % plan.tpm_dir, plan.tpm_dir, None,
+                                       parents_mode=SWTPM_PARENT_MODE)
         if not check and self.params['verify']:
             self._verify()
         if self.source.autostart(src_dom):
@@ -260,6 +278,23 @@ class Migration:
             self._do('start', 'start domain %s on %s' % (self.name, tgt_uri), self.target.start, tgt_dom, atomic=True,
                      undo=('power off domain %s on %s' % (self.name, tgt_uri), self.target.destroy, (tgt_dom,)))
         self._close_pools()
+        return self._wait_guest_agent(tgt_dom) if start and not check else None
+
+    def _wait_guest_agent(self, tgt_dom):
+        """With guest_agent_timeout: the seconds until the started domain's guest agent answered, else None.
+
+        A read (nothing is recorded); a silent agent fails the step, and the
+        undo powers the target's copy off and restarts the source.
+        """
+        timeout = self.params.get('guest_agent_timeout')
+        if not timeout:
+            return None
+        self.step = 'guest agent'
+        waited = self.target.wait_guest_agent(tgt_dom, timeout)
+        if waited is None:
+            raise HostStateError('its guest agent did not answer on %s within %d s'
+                                 % (self.params['target_uri'], timeout))
+        return round(waited, 3)
 
     def _copy_volume(self, src_pool, src_name, tgt_pool, tgt_name, size, permissions, src_path, tgt_path,
                      allocation):
@@ -278,11 +313,14 @@ class Migration:
         if copied is not None:
             self.copies.append({'source': src_path, 'target': tgt_path, 'bytes': copied.data_bytes,
                                 'holes': copied.hole_bytes, 'seconds': round(copied.seconds, 3),
-                                'mb_per_s': round(copied.data_bytes / copied.seconds / 1e6, 1) if copied.seconds else None,
+                                'mb_per_s': mb_per_s(copied.data_bytes, copied.seconds),
                                 'sha256': copied.digest, '_where': (tgt_pool, tgt_name)})
 
-    def _copy_directory_files(self, what, directory, names):
-        """Copy files of `directory` (those named, or every regular file) that are no volume, through transient pools."""
+    def _copy_directory_files(self, what, directory, names, parents_mode=None):
+        """Copy files of `directory` (those named, or every regular file) that are no volume, through transient pools.
+
+        parents_mode: the mode of the directories above it that the target lacks (else a pool build's 0755).
+        """
         description = 'copy %s' % what
         self.step = description
         # One step in check mode; the real run adds the pools and volumes it finds.
@@ -305,7 +343,7 @@ class Migration:
             self.recorder.actions.append('%s: absent on the source, the target creates it at first start' % what)
             return
         perms = pool_permissions(self._pool_xml(self.source, src_pool))
-        tgt_pool = self._open_pool(self.target, directory, build=True, permissions=perms)
+        tgt_pool = self._open_pool(self.target, directory, build=True, permissions=perms, parents_mode=parents_mode)
         for vol_name, facts in wanted:
             path = posixpath.join(directory, vol_name)
             self._copy_volume(src_pool, vol_name, tgt_pool, vol_name, facts['physical'] or facts['capacity'] or 0,
@@ -314,8 +352,12 @@ class Migration:
     def _pool_xml(self, client, name):
         return client._call('cannot read storage pool %s' % name, client._pool(name).XMLDesc, 0)
 
-    def _open_pool(self, client, directory, build, permissions=None):
-        """The pool over `directory` on `client`: an existing one, or a transient one opened now (None if absent)."""
+    def _open_pool(self, client, directory, build, permissions=None, parents_mode=None):
+        """The pool over `directory` on `client`: an existing one, or a transient one opened now (None if absent).
+
+        build: create the directory when it is missing, with `permissions`;
+        the parents it lacks get `parents_mode` (see _make_parents).
+        """
         for xml in client.pool_xmls():
             name, path = pool_directory(xml)
             if path == posixpath.normpath(directory):
@@ -334,10 +376,48 @@ class Migration:
             self.recorder.actions.pop()
             if not build:
                 return None
+            if parents_mode:
+                self._make_parents(client, directory, parents_mode, where)
+                index = self.recorder.mark()  # what the pool's close undoes: the open below, not the parents
             self.recorder.apply('open transient storage pool %s over %s on %s (creating the directory)'
                                 % (name, directory, where), streams.start_transient_pool, client, name, xml, True)
         self.pools.append((index, client, name, where))
         return name
+
+    def _make_parents(self, client, directory, mode, where):
+        """Create the missing directories above `directory`, top down, with `mode` (owner: libvirt's user).
+
+        A pool build creates the final directory with the pool's permissions
+        but its missing parents with the default 0755; libvirt makes those of
+        swtpm state 0711. Each missing one is built as a transient pool of its
+        own, closed at once (the directory stays; undefining the domain with
+        its TPM state removes the one named after its uuid, an undo removes
+        the others). An existing one is only looked at (a transient pool
+        opened and closed without a build).
+        """
+        parent = posixpath.dirname(posixpath.normpath(directory))
+        if parent in ('/', ''):
+            return
+        name = streams.transient_pool_name(parent)
+        xml = streams.dir_pool_xml(name, parent, {'mode': mode})
+        try:
+            streams.start_transient_pool(client, name, xml, False)
+        except LibvirtFailure as exc:
+            if not streams.directory_missing(exc):
+                raise
+            self._make_parents(client, parent, mode, where)
+            index = self.recorder.mark()
+            self.recorder.apply('create directory %s on %s (mode %s, as libvirt makes it)' % (parent, where, mode),
+                                streams.start_transient_pool, client, name, xml, True)
+            if self.tpm_dir and parent == posixpath.dirname(self.tpm_dir):
+                self.undefined.append(index)  # libvirt removes it with the domain's TPM state
+            else:
+                # Undone after the domain's undefine has emptied it: placed before that undo, which runs later.
+                at = self.undo.index(self.undefine_undo) if self.undefine_undo in self.undo else len(self.undo)
+                self.undo.insert(at, (
+                    index, 'remove directory %s on %s' % (parent, where), streams.remove_empty_directory,
+                    (client, name, parent)))
+        streams.stop_transient_pool(client, name)
 
     def _close_pools(self):
         for index, client, name, where in reversed(self.pools):

@@ -25,7 +25,7 @@ from ansible_collections.phyllome.os.plugins.module_utils._domain.xml import par
 from ansible_collections.phyllome.os.plugins.module_utils._libvirt import migration as streams
 from ansible_collections.phyllome.os.plugins.module_utils._migrate.cold import Migration, target_volume_xml
 from ansible_collections.phyllome.os.plugins.module_utils._migrate.plan import (
-    cpu_refusal, create_volume_action, live_refusals, rewrite_xml)
+    cpu_refusal, create_volume_action, live_progress, live_refusals, rewrite_xml)
 
 
 class LiveMigration(Migration):
@@ -42,6 +42,7 @@ class LiveMigration(Migration):
             refusals.extend(self._cpu_refusals(live_xml))
         if refusals:
             raise HostStateError('%s cannot move live: %s' % (self.name, '; '.join(refusals)))
+        self.tpm_dir = plan.tpm_dir
         self.started = self.clock()
         try:
             seconds = self._move_live(plan, src_dom, live_xml)
@@ -49,6 +50,12 @@ class LiveMigration(Migration):
             self._roll_back()
             raise type(exc)('live migration of %s failed at step "%s": %s; rolled back: it still runs on %s, the'
                             ' target holds nothing of it' % (self.name, self.step, exc.msg, self.params['source_uri']))
+        if seconds is not None:
+            # Read before the source copy is undefined; libvirt keeps a completed job's statistics until then.
+            try:
+                self.migration = live_progress(self.source.job_stats(src_dom, completed=True))
+            except LibvirtFailure:
+                self.migration = None  # the move is done; only its figures are missing
         self._finish_source(plan, src_dom)
         return self.result('migrated', plan, started=True, seconds=round(self.clock() - self.started, 3),
                            migration_seconds=round(seconds, 3) if seconds is not None else None)
@@ -60,11 +67,11 @@ class LiveMigration(Migration):
             return []  # the hypervisor's default model, which libvirt's own checks cover
         os_type = domain.find('os/type')
         try:
-            verdict = streams.compare_hypervisor_cpu(self.target, os_type.get('arch'), os_type.get('machine'),
-                                                     domain.get('type'), to_string(cpu))
+            verdict, detail = self.target.compare_hypervisor_cpu(to_string(cpu), os_type.get('arch'),
+                                                                 os_type.get('machine'), domain.get('type'))
         except LibvirtFailure as exc:
             return [cpu_refusal(exc.msg)]
-        return [cpu_refusal(verdict)] if verdict == 'incompatible' else []
+        return [cpu_refusal(detail or verdict)] if verdict == 'incompatible' else []
 
     def _move_live(self, plan, src_dom, live_xml):
         tgt_uri = self.params['target_uri']

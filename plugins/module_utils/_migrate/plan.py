@@ -27,6 +27,11 @@ SWTPM_STORAGE_DIR = '/var/lib/libvirt/swtpm'
 # Where it keeps a UEFI varstore that the definition does not place (cfg->nvramDir/<name>_VARS.fd): libvirt
 # 9.0 selects the firmware at start, so a stored definition often has no <nvram> yet.
 NVRAM_DIR = '/var/lib/libvirt/qemu/nvram'
+# The mode libvirt gives the directories above a domain's swtpm state (qemu_tpm.c creates them 0711: others may
+# pass through, not list), where a storage pool build would leave its default 0755.
+SWTPM_PARENT_MODE = '0711'
+# The virtio-serial port name of the QEMU guest agent's channel.
+GUEST_AGENT_CHANNEL = 'org.qemu.guest_agent.0'
 
 
 class TargetFacts:
@@ -321,6 +326,47 @@ def live_refusals(live_xml):
 
 
 def cpu_refusal(detail):
-    """The refusal after libvirt's CPU comparison with the target answered `detail` (its verdict or error)."""
+    """The refusal after libvirt's CPU comparison with the target answered `detail` (its words or error)."""
     return ('its CPU cannot run on the target (virConnectCompareHypervisorCPU: %s); give the fleet a common CPU'
             ' model (phyllome.os.cpu_baseline) and use it in the domain' % detail)
+
+
+def has_guest_agent_channel(domain_xml):
+    """Whether the domain has the QEMU guest agent's channel (a virtio channel named org.qemu.guest_agent.0)."""
+    domain = parse_domain(domain_xml, 'the stored definition')
+    return any(target.get('type') == 'virtio' and target.get('name') == GUEST_AGENT_CHANNEL
+               for target in domain.findall('devices/channel/target'))
+
+
+def guest_agent_refusal(domain_xml, start):
+    """Why the guest agent cannot be waited for on the target (guest_agent_timeout), None when it can."""
+    name = text_of(parse_domain(domain_xml, 'the stored definition'), 'name')
+    if not start:
+        return ('guest_agent_timeout waits for the guest agent of %s on the target, which needs it started there'
+                ' (start: true, the default when it runs on the source)' % name)
+    if not has_guest_agent_channel(domain_xml):
+        return ('%s has no guest agent channel (a virtio channel named %s), so no agent can answer on the target:'
+                ' add one (phyllome.os.domain guest_agent: true) or leave guest_agent_timeout unset'
+                % (name, GUEST_AGENT_CHANNEL))
+    return None
+
+
+def mb_per_s(data_bytes, seconds):
+    """Throughput in MB/s (10^6 bytes), one decimal; None without a duration."""
+    return round(data_bytes / seconds / 1e6, 1) if seconds else None
+
+
+def live_progress(stats):
+    """What libvirt's completed migration job says it moved (virDomainGetJobStats COMPLETED), for the result.
+
+    stats: the job's statistics, {} when libvirt kept none. Returns None then,
+    else {bytes, memory_bytes, disk_bytes, seconds, mb_per_s, downtime_ms}:
+    bytes is everything QEMU sent (memory and disks), seconds the job's
+    elapsed time, downtime_ms how long the guest was paused at the switch.
+    """
+    if not stats or stats.get('data_processed') is None or stats.get('time_elapsed') is None:
+        return None
+    seconds = stats['time_elapsed'] / 1000.0
+    return {'bytes': stats['data_processed'], 'memory_bytes': stats.get('memory_processed'),
+            'disk_bytes': stats.get('disk_processed'), 'seconds': round(seconds, 3),
+            'mb_per_s': mb_per_s(stats['data_processed'], seconds), 'downtime_ms': stats.get('downtime')}

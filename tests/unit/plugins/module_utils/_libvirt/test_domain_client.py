@@ -248,3 +248,69 @@ def test_a_refused_domain_capabilities_read_is_refused_again_without_asking(monk
         assert len(calls) == 1
     finally:
         client.close()
+
+
+def test_a_driver_that_cannot_compare_cpus_says_so(client):
+    # libvirt's test driver has no virConnectCompareHypervisorCPU; the real verdicts are the migrate
+    # integration target's (an incompatible CPU between two private libvirtds).
+    with pytest.raises(LibvirtFailure, match="cannot compare the domain CPU with the hypervisor's: .*not supported"):
+        client.compare_hypervisor_cpu("<cpu><model>qemu64</model></cpu>", 'x86_64', None, 'test')
+
+
+def test_job_statistics_of_a_driver_without_them_fail(client, dom):
+    with pytest.raises(LibvirtFailure, match='cannot read the job statistics of client-'):
+        client.job_stats(dom, completed=True)
+
+
+class _AgentError(libvirt.libvirtError):
+    def __init__(self, code):
+        libvirt.libvirtError.__init__(self, 'agent says %d' % code)
+        self.code = code
+
+    def get_error_code(self):
+        return self.code
+
+
+class _AgentGuest:
+    """A domain whose guest agent answers virDomainGetTime after `silent` questions (never when None)."""
+
+    def __init__(self, silent, code=libvirt.VIR_ERR_AGENT_UNRESPONSIVE):
+        self.silent = silent
+        self.code = code
+        self.asked = 0
+
+    def name(self):
+        return 'guest'
+
+    def getTime(self, flags):
+        self.asked += 1
+        if self.silent is None or self.asked <= self.silent:
+            raise _AgentError(self.code)
+        return {'seconds': 1, 'nseconds': 0}
+
+
+@pytest.mark.parametrize('silent, waited, asked', [(0, 0.0, 1), (3, 3.0, 4), (None, None, 11)])
+def test_wait_guest_agent_asks_once_a_second(silent, waited, asked):
+    client = DomainClient(None, URI)
+    guest, clock = _AgentGuest(silent), _Clock()
+    assert client.wait_guest_agent(guest, 10, sleep=clock.sleep, clock=clock) == waited
+    assert guest.asked == asked
+
+
+def test_an_unsynced_agent_is_asked_again_a_stopped_domain_fails():
+    client = DomainClient(None, URI)
+    clock = _Clock()
+    assert client.wait_guest_agent(_AgentGuest(1, libvirt.VIR_ERR_AGENT_UNSYNCED), 5, sleep=clock.sleep,
+                                   clock=clock) == 1.0
+    with pytest.raises(LibvirtFailure, match='cannot reach the guest agent of guest: agent says 55'):
+        client.wait_guest_agent(_AgentGuest(None, libvirt.VIR_ERR_OPERATION_INVALID), 5, sleep=clock.sleep,
+                                clock=clock)
+
+
+def test_the_guest_agent_of_a_running_domain_answers_a_stopped_one_fails(client, dom):
+    # libvirt's test driver answers virDomainGetTime for a running domain as an agent would.
+    with pytest.raises(LibvirtFailure, match='cannot reach the guest agent of client-.*not running'):
+        client.guest_agent_answers(dom)
+    dom.create()
+    assert client.guest_agent_answers(dom) is True
+    assert client.wait_guest_agent(dom, 5) == pytest.approx(0.0, abs=0.5)

@@ -29,6 +29,8 @@ def never_connect(uri):
     ({'mode': 'live', 'bandwidth': 0}, 'bandwidth must be more than 0'),
     ({'mode': 'live', 'timeout': -1}, 'timeout must be more than 0'),
     ({'mode': 'live', 'target_uri': 'qemu:///system'}, 'source_uri and target_uri are the same'),
+    ({'mode': 'live', 'guest_agent_timeout': 60}, 'guest_agent_timeout applies to mode=cold only'),
+    ({'mode': 'cold', 'guest_agent_timeout': 0}, 'guest_agent_timeout must be more than 0'),
 ])
 def test_bad_options_are_refused_before_any_connection(changes, words):
     recorder = ActionRecorder(check_mode=False)

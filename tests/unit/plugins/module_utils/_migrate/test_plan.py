@@ -201,7 +201,10 @@ def test_live_needs_a_running_domain():
     assert mp.live_refusals(domain()) == []
 
 
-@pytest.mark.parametrize('detail', ['incompatible', 'unsupported configuration: host-passthrough'])
+@pytest.mark.parametrize('detail', [
+    'incompatible', 'unsupported configuration: host-passthrough',
+    # libvirt's own words for an incompatible CPU (virConnectCompareHypervisorCPU with FAIL_INCOMPATIBLE, 9.0)
+    'the CPU is incompatible with host CPU: Host CPU does not provide required features: avx512f'])
 def test_a_cpu_refusal_names_the_verdict_and_the_fleet_baseline(detail):
     refusal = mp.cpu_refusal(detail)
     assert 'virConnectCompareHypervisorCPU: %s' % detail in refusal
@@ -216,3 +219,51 @@ def test_the_live_definition_is_rewritten_like_the_stored_one():
     assert rewritten.find('devices/disk/source').get('file') == '/srv/pool/vm1.qcow2'
     assert rewritten.find('devices/disk/source').get('index') == '1'
     assert rewritten.find('devices/interface/source').get('network') == 'lan'
+
+
+AGENT = "<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>"
+
+
+@pytest.mark.parametrize('devices, found', [
+    (AGENT, True),
+    ("<channel type='spicevmc'><target type='virtio' name='com.redhat.spice.0'/></channel>", False),
+    ("<channel type='unix'><target type='guestfwd' name='org.qemu.guest_agent.0'/></channel>", False),
+    ('', False),
+])
+def test_the_guest_agent_channel_is_a_virtio_port_of_that_name(devices, found):
+    assert mp.has_guest_agent_channel(domain(devices)) is found
+
+
+def test_waiting_for_the_guest_agent_needs_its_channel_and_a_start():
+    assert mp.guest_agent_refusal(domain(AGENT), start=True) is None
+    refusal = mp.guest_agent_refusal(domain(), start=True)
+    assert refusal.startswith('vm1 has no guest agent channel (a virtio channel named org.qemu.guest_agent.0)')
+    assert 'guest_agent: true' in refusal
+    assert 'needs it started there' in mp.guest_agent_refusal(domain(AGENT), start=False)
+
+
+# The completed job's statistics of a real live migration (libvirt 9.0, QEMU 7.2 TCG, between the two private
+# daemons of the migrate integration target: a 192 MiB guest with a 64 MiB qcow2 disk), as virDomainGetJobStats
+# returned them on the source.
+COMPLETED_JOB = {
+    'operation': 5, 'time_elapsed': 1565, 'time_elapsed_net': 1558, 'downtime': 133, 'downtime_net': 126,
+    'setup_time': 3, 'data_total': 268967936, 'data_processed': 150472688, 'data_remaining': 0,
+    'memory_total': 201859072, 'memory_processed': 83363824, 'memory_remaining': 0, 'memory_bps': 134032430,
+    'memory_dirty_rate': 0, 'memory_iteration': 3, 'disk_total': 67108864, 'disk_processed': 67108864,
+    'disk_remaining': 0, 'type': 3}
+
+
+def test_live_progress_is_libvirts_completed_job():
+    assert mp.live_progress(COMPLETED_JOB) == {
+        'bytes': 150472688, 'memory_bytes': 83363824, 'disk_bytes': 67108864, 'seconds': 1.565,
+        'mb_per_s': 96.1, 'downtime_ms': 133}
+
+
+@pytest.mark.parametrize('stats', [{}, {'type': 3, 'time_elapsed': 10}, {'type': 3, 'data_processed': 5}])
+def test_live_progress_without_libvirts_figures_is_none(stats):
+    assert mp.live_progress(stats) is None
+
+
+@pytest.mark.parametrize('data, seconds, rate', [(150472688, 1.565, 96.1), (10, 0, None), (0, 2.0, 0.0)])
+def test_mb_per_s(data, seconds, rate):
+    assert mp.mb_per_s(data, seconds) == rate
