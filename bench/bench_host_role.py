@@ -13,11 +13,19 @@ phyllome-bench, so a developer's lab is left alone):
 - bench2 gets only `apt-get install libvirt-daemon-system` with apt's
   defaults (recommends included), from a repository downloaded for it the
   same way: a stock Debian libvirt host.
+- bench3 is bench2 plus `virsh net-start default`: the stock host with the
+  `default` NAT network running (its dnsmasq), which the converged host must
+  have and the stock one leaves inactive. Data only, beside the target: the
+  like-for-like comparison.
+
+The lab's guests are left out (LAB_GUESTS=0): what is measured is the host's
+own services.
 
 Then libvirtd restarts on both (so that the converge's own libvirt queries do
 not weigh on ours) and the resident memory of every process of each host is
 read from the machine's side (/proc of the processes in the host's PID
-namespace), so that no login of ours is counted: once the SSH sessions of the
+namespace), so that no login of ours is counted (nothing is left out of the
+sums: the measure waits until the logins have ended): once the SSH sessions of the
 converge and of the restart have ended (and root's user manager with them),
 while libvirtd still runs; then again once libvirtd has exited on both
 (Debian runs it with --timeout 120: it leaves after two idle minutes and its
@@ -31,6 +39,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -41,7 +50,9 @@ from common import REPO, VENV_BIN, ansible_env
 HOSTS = os.path.join(REPO, 'tests', 'lab', 'hosts.sh')
 ROOTFS = os.path.join(REPO, 'tests', 'lab', 'cache', 'rootfs-bookworm')
 SITE = os.path.join(REPO, 'playbooks', 'site.yml')
-LAB_ENV = {'LAB_PREFIX': 'phyllome-bench', 'LAB_DIR': os.path.join(REPO, '.build', 'bench-lab')}
+LAB_ENV = {'LAB_PREFIX': 'phyllome-bench', 'LAB_DIR': os.path.join(REPO, '.build', 'bench-lab'), 'LAB_GUESTS': '0'}
+# converged, stock, stock with its default network started (data only)
+HOSTS_MEASURED = ('lab1', 'lab2', 'lab3')
 TARGET_RATIO = 1.3
 
 # How long the SSH sessions of the converge (ControlPersist 60 s) and root's
@@ -136,9 +147,10 @@ def host_processes(name):
 
 
 def logins(processes):
-    """The processes of SSH logins (sessions, root's user manager): not the host's own services."""
-    return [p for p in processes if (p[3].startswith('sshd: ') and '@' in p[3]) or p[3].endswith('systemd --user')
-            or p[0] == '(sd-pam)']
+    """The processes of SSH logins (sessions, a per-connection sshd, root's user manager): not the host's own
+    services. Only waited for: the measure is taken once there are none, and counts every process."""
+    return [p for p in processes if (p[3].startswith('sshd: ') and ('@' in p[3] or p[3].endswith(('[priv]', '[net]'))))
+            or p[3].startswith('/usr/sbin/sshd -i') or p[3].endswith('systemd --user') or p[0] == '(sd-pam)']
 
 
 def wait_until(condition, seconds):
@@ -159,25 +171,25 @@ def memory(name):
     return by_command
 
 
-def memory_table(label, ours, stock):
-    """Print the per-command table of one measurement; the totals (ours, stock) in kB of RSS."""
-    totals = {}
-    for key, by in (('ours', ours), ('stock', stock)):
-        totals[key] = (sum(v[0] for v in by.values()), sum(v[1] for v in by.values()))
+def memory_table(label, columns):
+    """Print the per-command table of one measurement; columns: [(heading, {command: (rss_kb, pss_kb)})].
+    Returns each column's total RSS in kB."""
+    totals = [(sum(v[0] for v in by.values()), sum(v[1] for v in by.values())) for _, by in columns]
     print('idle memory, %s (MiB; every process of the host, read from the machine\'s /proc)' % label)
-    print('  %-22s %10s %10s %10s %10s' % ('command', 'ours RSS', 'stock RSS', 'ours PSS', 'stock PSS'))
-    commands = sorted(set(ours) | set(stock), key=lambda c: -max(ours.get(c, (0, 0))[0], stock.get(c, (0, 0))[0]))
-    for command in commands:
-        o, t = ours.get(command, (0, 0)), stock.get(command, (0, 0))
-        print('  %-22s %10.1f %10.1f %10.1f %10.1f' % (command, o[0] / 1024.0, t[0] / 1024.0, o[1] / 1024.0, t[1] / 1024.0))
-    print('  %-22s %10.1f %10.1f %10.1f %10.1f' % ('TOTAL', totals['ours'][0] / 1024.0, totals['stock'][0] / 1024.0,
-                                                   totals['ours'][1] / 1024.0, totals['stock'][1] / 1024.0))
-    return totals['ours'][0], totals['stock'][0]
+    print('  %-22s' % 'command' + ''.join(' %12s' % (h + ' RSS') for h, _ in columns)
+          + ''.join(' %12s' % (h + ' PSS') for h, _ in columns))
+    commands = sorted(set().union(*(by for _, by in columns)),
+                      key=lambda c: -max(by.get(c, (0, 0))[0] for _, by in columns))
+    for command in commands + ['TOTAL']:
+        values = [by.get(command, (0, 0)) for _, by in columns] if command != 'TOTAL' else totals
+        print('  %-22s' % command + ''.join(' %12.1f' % (v[0] / 1024.0) for v in values)
+              + ''.join(' %12.1f' % (v[1] / 1024.0) for v in values))
+    return [t[0] for t in totals]
 
 
 def main():
     lab('down', check=False)
-    up = lab('up', '2', check=False)
+    up = lab('up', str(len(HOSTS_MEASURED)), check=False)
     if up.returncode != 0:
         print(up.stderr)
         return 1
@@ -187,21 +199,24 @@ def main():
         again, again_stats, again_tasks = playbook(SITE, inventory, 'lab1')
         with tempfile.TemporaryDirectory(prefix='phyllome-bench-') as directory:
             floor, floor_stats, floor_tasks = playbook(floor_playbook(directory, again_tasks - 1), inventory, 'lab1')
-        stock_repo = os.path.join(LAB_ENV['LAB_DIR'], 'hosts', 'lab2', 'root', 'srv', 'stock-repo')
+        stock_repo = os.path.join(LAB_ENV['LAB_DIR'], 'cache', 'stock-repo')
         stock_repository(stock_repo)
-        lab('ssh', 'lab2', 'printf "deb [trusted=yes] file:/srv/stock-repo ./\\n" > /etc/apt/sources.list; '
-            'apt-get -q update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get -y -q install libvirt-daemon-system >/dev/null')
+        for name in HOSTS_MEASURED[1:]:
+            shutil.copytree(stock_repo, os.path.join(LAB_ENV['LAB_DIR'], 'hosts', name, 'root', 'srv', 'stock-repo'))
+            lab('ssh', name, 'printf "deb [trusted=yes] file:/srv/stock-repo ./\\n" > /etc/apt/sources.list; '
+                'apt-get -q update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get -y -q install libvirt-daemon-system >/dev/null')
+        lab('ssh', 'lab3', 'virsh -q net-start default')
         stock_packages = int(lab('ssh', 'lab2', "dpkg-query -W -f='.' | wc -c").stdout)
         ours_packages = int(lab('ssh', 'lab1', "dpkg-query -W -f='.' | wc -c").stdout)
-        for name in ('lab1', 'lab2'):
+        for name in HOSTS_MEASURED:
             lab('ssh', name, 'systemctl restart libvirtd.service')
         restarted = time.monotonic()
-        no_logins = wait_until(lambda: not logins(host_processes('lab1')) and not logins(host_processes('lab2')),
+        no_logins = wait_until(lambda: not any(logins(host_processes(name)) for name in HOSTS_MEASURED),
                                SESSIONS_GONE_SECONDS)
-        running = [memory('lab1'), memory('lab2'), time.monotonic() - restarted, no_logins]
-        no_libvirtd = wait_until(lambda: 'libvirtd' not in memory('lab1') and 'libvirtd' not in memory('lab2'),
+        running = [[memory(name) for name in HOSTS_MEASURED], time.monotonic() - restarted, no_logins]
+        no_libvirtd = wait_until(lambda: not any('libvirtd' in memory(name) for name in HOSTS_MEASURED),
                                  LIBVIRTD_GONE_SECONDS - (time.monotonic() - restarted))
-        idle = [memory('lab1'), memory('lab2'), time.monotonic() - restarted, no_libvirtd]
+        idle = [[memory(name) for name in HOSTS_MEASURED], time.monotonic() - restarted, no_libvirtd]
     finally:
         lab('down', check=False)
 
@@ -217,19 +232,24 @@ def main():
     print('packages: converged headless host %d, stock libvirt-daemon-system host %d' % (ours_packages, stock_packages))
     print()
     verdicts = []
-    for what, (ours_by, stock_by, seconds, settled) in (
+    print('columns: ours = the converged headless host; stock = libvirt-daemon-system only; '
+          'stock+net = the same with its default network started (data only: the like-for-like comparison)')
+    print()
+    for what, (measured, seconds, settled) in (
             (('libvirtd running, SSH sessions gone', 'NOT all SSH sessions gone'), running),
-            (('libvirtd exited on its idle timeout', 'libvirtd NOT exited on both'), idle)):
+            (('libvirtd exited on its idle timeout', 'libvirtd NOT exited on every host'), idle)):
         label = '%.0f s after libvirtd restarted, %s' % (seconds, what[0] if settled else what[1])
-        ours, stock = memory_table(label, ours_by, stock_by)
-        verdicts.append((label, ours, stock))
+        ours, stock, stock_net = memory_table(label, list(zip(('ours', 'stock', 'stock+net'), measured)))
+        verdicts.append((label, ours, stock, stock_net))
         print()
     missed = []
     if ratio > TARGET_RATIO:
         missed.append('no-op re-converge %.2fx the floor' % ratio)
-    for label, ours, stock in verdicts:
+    for label, ours, stock, stock_net in verdicts:
         print('converged %.1f MiB, stock %.1f MiB (RSS): %s (%s)' % (
             ours / 1024.0, stock / 1024.0, 'below, target met' if ours < stock else 'NOT below, target missed', label))
+        print('  data only: stock with its default network started %.1f MiB, converged %+.1f MiB beside it' % (
+            stock_net / 1024.0, (ours - stock_net) / 1024.0))
         if ours >= stock:
             missed.append('%s: converged host uses %.1f MiB, stock %.1f MiB' % (label, ours / 1024.0, stock / 1024.0))
     if missed:

@@ -58,6 +58,15 @@ def etc_fingerprint():
         '-exec md5sum {} \\; \\) -o \\( ! -type f -printf "%p %y %m %l\\n" \\) 2>/dev/null | sort')
 
 
+def assert_sshd_per_connection():
+    """sshd runs per connection (phyllome_host_sshd_per_connection): the socket, no listener; this login went through it."""
+    assert on_host('systemctl is-active ssh.socket ssh.service; systemctl is-enabled ssh.socket ssh.service || true').split() == [
+        'active', 'inactive', 'enabled', 'disabled']
+    assert on_host('systemctl show -p Accept --value ssh.socket').strip() == 'yes'
+    # this login is served by a per-connection instance of ssh@.service
+    assert on_host('systemctl list-units --state=active --plain --no-legend "ssh@*.service"').startswith('ssh@')
+
+
 class Job:
     def __init__(self, runner):
         self.runner = runner
@@ -214,7 +223,8 @@ def test_converge_a_bare_host(lab):
     skipped = {s['setting'] for s in job.fact('phyllome_host_skipped')}
     assert any('kernel arguments' in s for s in skipped), skipped
     # What the role set up, seen from inside the host.
-    assert on_host('systemctl is-active libvirtd.service nftables.service ssh.service').split() == ['active'] * 3
+    assert on_host('systemctl is-active libvirtd.service nftables.service').split() == ['active'] * 2
+    assert_sshd_per_connection()
     assert on_host('systemctl get-default').strip() == 'multi-user.target'
     nets = on_host('virsh -q net-list --autostart --name').split()
     pools = on_host('virsh -q pool-list --autostart --name').split()
@@ -288,6 +298,18 @@ def test_check_mode_on_a_converged_host_changes_nothing(lab):
     assert job.status == 'successful', job.stdout()
     assert job.changed_tasks() == []
     assert job.fact('phyllome_host_ready') is True
+
+
+def test_sshd_goes_back_to_its_listener_and_per_connection_again(lab):
+    """Both hand-overs of the SSH port run over the job's own connection, and SSH answers after each."""
+    job = lab(SITE, extravars={'phyllome_host_sshd_per_connection': False}, ident='sshd-listener')
+    assert job.status == 'successful', job.stdout()
+    assert on_host('systemctl is-active ssh.service ssh.socket; systemctl is-enabled ssh.service ssh.socket || true').split() == [
+        'active', 'inactive', 'enabled', 'disabled']
+    assert on_host('ls /etc/systemd/system/ssh@.service /etc/systemd/system/ssh.socket.d/ 2>&1').count('No such file') == 1
+    job = lab(SITE, ident='sshd-per-connection')
+    assert job.status == 'successful', job.stdout()
+    assert_sshd_per_connection()
 
 
 def test_a_host_that_cannot_run_vms_fails_saying_why(lab):
