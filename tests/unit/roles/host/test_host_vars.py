@@ -275,9 +275,17 @@ def test_admin_users_group_is_created_on_fedora():
 
 # ---------------------------------------------------------------- other units, firewalld, SELinux
 
-@pytest.mark.parametrize('key', ['__phyllome_host_sshd_service', '__phyllome_host_desktop_manager'])
+@pytest.mark.parametrize('key', ['__phyllome_host_sshd_service', '__phyllome_host_sshd_socket',
+                                 '__phyllome_host_sshd_instance', '__phyllome_host_desktop_manager'])
 def test_fedora_service_names_are_recorded(key):
     assert FEDORA[key] in SERVICES['units']
+
+
+def test_fedora_ships_its_per_connection_sshd():
+    """The role writes no sshd@.service on Fedora: openssh-server has one."""
+    assert FEDORA['__phyllome_host_sshd_instance_shipped'] is True
+    assert SERVICES['units'][FEDORA['__phyllome_host_sshd_instance']]['package'] == \
+        SERVICES['units'][FEDORA['__phyllome_host_sshd_socket']]['package'] == 'openssh-server'
 
 
 def test_fedora_desktop_manager_comes_with_the_desktop_edition():
@@ -391,3 +399,60 @@ def test_family_key_is_used_by_the_role(name):
 def test_firewall_port_pattern(port, shape_ok):
     """The shape half of the early check of phyllome_host_firewall_ports (the range half is Jinja, run by the lab test)."""
     assert bool(re.match(MAIN_VARS['__phyllome_host_port_pattern'], port)) is shape_ok
+
+
+# ---------------------------------------------------------------- sshd per connection
+
+def _render(template, family):
+    """A template of the role rendered with a family's data (ansible_managed given a fixed text)."""
+    jinja2 = pytest.importorskip('jinja2')
+    with open(os.path.join(ROLE, 'templates', template), encoding='utf-8') as f:
+        text = f.read()
+    return jinja2.Template(text, keep_trailing_newline=True).render(ansible_managed='Managed', **_vars(family))
+
+
+def _unit(text):
+    """{section: [(key, value)]} of a systemd unit file."""
+    sections, current = {}, None
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith('#'):
+            continue
+        if line.startswith('['):
+            current = sections.setdefault(line.strip('[]'), [])
+        else:
+            key, value = line.split('=', 1)
+            current.append((key, value))
+    return sections
+
+
+@pytest.mark.parametrize('family', FAMILIES)
+def test_sshd_instance_is_the_template_its_socket_starts(family):
+    """systemd starts <socket's name>@.service for an Accept=yes socket (Service= cannot name another one)."""
+    data = _vars(family)
+    assert data['__phyllome_host_sshd_socket'].endswith('.socket')
+    assert data['__phyllome_host_sshd_instance'] == data['__phyllome_host_sshd_socket'][:-len('.socket')] + '@.service'
+
+
+@pytest.mark.parametrize('family', FAMILIES)
+def test_sshd_socket_dropin_takes_the_port_from_the_listener_in_one_transaction(family):
+    dropin = _unit(_render('sshd-socket-dropin.conf.j2', family))
+    service = _vars(family)['__phyllome_host_sshd_service']
+    assert ('Accept', 'yes') in dropin['Socket']
+    # a burst of connections must not fail the socket for good (systemd 252's trigger limit)
+    assert ('TriggerLimitIntervalSec', '0') in dropin['Socket']
+    # Conflicts= makes starting the socket stop the listener; an ordering (either way) puts that stop first.
+    assert ('Conflicts', service) in dropin['Unit']
+    assert ('Before', service) in dropin['Unit'] or ('After', service) in dropin['Unit']
+    # Before=, not After=: the listener service is ordered after sockets.target already, After= would be a cycle
+    assert ('After', service) not in dropin['Unit']
+
+
+def test_debian_per_connection_sshd_unit():
+    """Debian 12 ships none: the role's ssh@.service runs sshd -i on the socket's connection."""
+    assert _vars('Debian')['__phyllome_host_sshd_instance_shipped'] is False
+    unit = dict(_unit(_render('ssh@.service.j2', 'Debian'))['Service'])
+    assert unit['ExecStart'].split()[:2] == ['-/usr/sbin/sshd', '-i']
+    assert unit['StandardInput'] == 'socket'
+    # concurrent connections share /run/sshd: the end of one must not remove it
+    assert unit['RuntimeDirectory'] == 'sshd' and unit['RuntimeDirectoryPreserve'] == 'yes'
