@@ -456,3 +456,15 @@ def test_debian_per_connection_sshd_unit():
     assert unit['StandardInput'] == 'socket'
     # concurrent connections share /run/sshd: the end of one must not remove it
     assert unit['RuntimeDirectory'] == 'sshd' and unit['RuntimeDirectoryPreserve'] == 'yes'
+
+
+@pytest.mark.parametrize('line, keeps_listener', [
+    ('Port 22', False), ('port 22  ', False), ('#Port 2222', False), ('# ListenAddress 0.0.0.0', False),
+    ('Port 2222', True), ('  Port 222', True), ('Port 220', True), ('ListenAddress 127.0.0.1', True),
+    ('listenaddress 10.0.0.1:22', True), ('ListenAddress [::]', True),
+])
+def test_sshd_config_lines_that_keep_the_listener(line, keeps_listener):
+    """A socket-started sshd ignores ListenAddress and Port (the socket listens on port 22, every address):
+    such a line keeps the listener service (the task's grep picks the candidates, this pattern decides)."""
+    pattern = MAIN_VARS['__phyllome_host_sshd_listen_pattern']
+    assert bool(re.match(pattern, line, re.IGNORECASE)) is keeps_listener
