@@ -50,7 +50,9 @@ from common import REPO, VENV_BIN, ansible_env
 HOSTS = os.path.join(REPO, 'tests', 'lab', 'hosts.sh')
 ROOTFS = os.path.join(REPO, 'tests', 'lab', 'cache', 'rootfs-bookworm')
 SITE = os.path.join(REPO, 'playbooks', 'site.yml')
-LAB_ENV = {'LAB_PREFIX': 'phyllome-bench', 'LAB_DIR': os.path.join(REPO, '.build', 'bench-lab'), 'LAB_GUESTS': '0'}
+# BENCH_LAB_PREFIX: another prefix of namespaces, so that two checkouts can run this benchmark at once (it
+# must not start with another lab's prefix: each lab's check-clean looks for its own by prefix).
+LAB_ENV = {'LAB_PREFIX': os.environ.get('BENCH_LAB_PREFIX', 'phyllome-bench'), 'LAB_DIR': os.path.join(REPO, '.build', 'bench-lab'), 'LAB_GUESTS': '0'}
 # converged, stock, stock with its default network started (data only)
 HOSTS_MEASURED = ('lab1', 'lab2', 'lab3')
 TARGET_RATIO = 1.3
