@@ -206,7 +206,9 @@ def main():
         for name in HOSTS_MEASURED[1:]:
             shutil.copytree(stock_repo, os.path.join(LAB_ENV['LAB_DIR'], 'hosts', name, 'root', 'srv', 'stock-repo'))
             lab('ssh', name, 'printf "deb [trusted=yes] file:/srv/stock-repo ./\\n" > /etc/apt/sources.list; '
-                'apt-get -q update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get -y -q install libvirt-daemon-system >/dev/null')
+                'apt-get -q update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get -y -q '
+                # keep the libvirtd.conf (host UUID) that tests/lab/hosts.sh wrote, as the converge does
+                '-o Dpkg::Options::=--force-confold install libvirt-daemon-system >/dev/null')
         lab('ssh', 'lab3', 'virsh -q net-start default')
         stock_packages = int(lab('ssh', 'lab2', "dpkg-query -W -f='.' | wc -c").stdout)
         ours_packages = int(lab('ssh', 'lab1', "dpkg-query -W -f='.' | wc -c").stdout)
