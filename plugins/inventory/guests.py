@@ -9,7 +9,8 @@ name: guests
 short_description: The VMs of libvirt hosts, with their addresses, grouped by host, state and OS family
 version_added: 0.1.0
 description:
-  - Lists the domains (VMs) of every libvirt host of O(hosts) as inventory hosts, named after the domain.
+  - Lists the domains (VMs) of every libvirt host of O(hosts) and of the inventory group O(group) as inventory
+    hosts, named after the domain.
   - Groups them by the libvirt host they are defined on (C(host_<host>)), by power state in libvirt's words
     (C(state_running), C(state_shutoff), ...) and by OS family from the domain's osinfo metadata
     (C(os_linux), C(os_windows), C(os_bsd), C(os_other), C(os_unknown) without that metadata); O(prefix)
@@ -39,9 +40,36 @@ options:
         C(name). The name (used in group names and C(phyllome_guest_host)) defaults to the URI's host, or
         C(localhost) for a local URI.
       - The URIs are opened from the controller.
+      - O(hosts), O(group) or both; a host of both is listed once per entry.
     type: list
     elements: raw
-    required: true
+    default: []
+  group:
+    description:
+      - The libvirt hosts are the hosts of this inventory group (and of its children), as the inventory sources
+        given before this file define them (C(ansible-inventory -i hosts.yml -i lab.phyllome_guests.yml)), for
+        example C(phyllome_hosts), the group that C(playbooks/site.yml) converges.
+      - Each host is named as in that inventory; its URI is O(uri) evaluated with its variables, else built
+        from the variables Ansible connects with (see O(transport)).
+      - A group that the earlier sources do not define is an error.
+    type: str
+  transport:
+    description:
+      - How the URI of a host of O(group) reaches its libvirt, when O(uri) is not given.
+      - V(ssh) is C(qemu+ssh://[ansible_user@]ansible_host[:ansible_port]/system), with the host's
+        C(ansible_ssh_private_key_file) as the C(keyfile) parameter; C(ansible_host) defaults to the inventory
+        name.
+      - V(tls) is C(qemu+tls://ansible_host/system) (the host role's TLS listener; the controller needs a client
+        certificate where libvirt looks for it).
+    type: str
+    choices: [ssh, tls]
+    default: ssh
+  uri:
+    description:
+      - A Jinja2 expression, evaluated with the variables of each host of O(group) (as O(compose) values are),
+        giving its libvirt URI. Overrides O(transport).
+      - For example V("'qemu+ssh://admin@' ~ inventory_hostname ~ '.example.org/system?no_verify=1'").
+    type: str
   states:
     description: Only domains in these power states (libvirt's words).
     type: list
@@ -88,15 +116,30 @@ keyed_groups:
     prefix: vcpus
 compose:
   guest_firmware: phyllome_guest.firmware
+
+# ---
+# hypervisors.phyllome_guests.yml: the guests of every host that site.yml converges, reached the way
+# Ansible reaches the hosts (ansible_host, ansible_user, ansible_port, the SSH key):
+#   ansible-inventory -i inventory/hosts.yml -i hypervisors.phyllome_guests.yml --graph
+plugin: phyllome.os.guests
+group: phyllome_hosts
+
+# ---
+# The same over libvirt's TLS listener, or any URI computed from each host's variables
+plugin: phyllome.os.guests
+group: phyllome_hosts
+uri: "'qemu+tls://' ~ inventory_hostname ~ '.example.org/system'"
 '''
 
 from ansible.errors import AnsibleParserError
+from ansible.inventory.helpers import get_group_vars
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 from ansible.utils.display import Display
+from ansible.utils.vars import combine_vars
 
 from ansible_collections.phyllome.os.plugins.module_utils._common.errors import PhyllomeError
 from ansible_collections.phyllome.os.plugins.module_utils._domain.info import collect_domains
-from ansible_collections.phyllome.os.plugins.module_utils._fleet.guests import host_name, inventory as guests_inventory
+from ansible_collections.phyllome.os.plugins.module_utils._fleet.guests import host_name, inventory as guests_inventory, libvirt_uri
 from ansible_collections.phyllome.os.plugins.module_utils._libvirt.domain_client import DomainClient
 
 display = Display()
@@ -128,12 +171,35 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     def _host_entries(self):
         entries = []
-        for index, entry in enumerate(self.get_option('hosts')):
+        for index, entry in enumerate(self.get_option('hosts') or []):
             if isinstance(entry, str):
                 entry = {'uri': entry}
             if not isinstance(entry, dict) or not isinstance(entry.get('uri'), str):
                 raise AnsibleParserError('hosts[%d] must be a libvirt URI or a dictionary with uri and name' % index)
             entries.append({'uri': entry['uri'], 'name': str(entry.get('name') or host_name(entry['uri']))})
+        if self.get_option('group'):
+            entries.extend(self._group_entries(self.get_option('group')))
+        if not entries:
+            raise AnsibleParserError('phyllome.os.guests needs hosts (libvirt URIs) or group (an inventory group)')
+        return entries
+
+    def _group_entries(self, name):
+        """The libvirt hosts of the inventory group `name`, each with the URI its variables give."""
+        group = self.inventory.groups.get(name)
+        if group is None:
+            raise AnsibleParserError(
+                'group %s is not in the inventory: give the inventory that defines it before this file '
+                '(ansible-inventory -i hosts.yml -i this.phyllome_guests.yml)' % name)
+        entries = []
+        for host in sorted(group.get_hosts(), key=lambda h: h.name):
+            hostvars = combine_vars(get_group_vars(host.get_groups()), host.get_vars())
+            if self.get_option('uri'):
+                uri = self._compose(self.get_option('uri'), hostvars)
+                if not isinstance(uri, str) or not uri:
+                    raise AnsibleParserError('uri gives no URI for %s: %r' % (host.name, uri))
+            else:
+                uri = libvirt_uri(hostvars, self.get_option('transport'))
+            entries.append({'uri': str(uri), 'name': host.name})
         return entries
 
     def _read_hosts(self):

@@ -77,6 +77,8 @@ class Kind:
     iommu_report: bool = False
     # print the guest's block devices, NICs, present CPUs and MemTotal whenever they change
     hotplug_report: bool = False
+    # ask for an address on every NIC (busybox udhcpc), so the host's network has a DHCP lease for it
+    dhcp: bool = False
     cmdline: str = ''
     # devices the domain XML adds by default
     iommu: bool = False
@@ -85,8 +87,8 @@ class Kind:
 
 
 # the fields of Kind that the cached artifacts depend on (see _recipe)
-ARTIFACT_FIELDS = ('name', 'modules', 'optional_modules', 'power_button', 'iommu_report', 'hotplug_report', 'cmdline',
-                   'disk')
+ARTIFACT_FIELDS = ('name', 'modules', 'optional_modules', 'power_button', 'iommu_report', 'hotplug_report', 'dhcp',
+                   'cmdline', 'disk')
 
 KINDS = {
     'acpi': Kind('acpi', 192, modules=('evdev', 'button')),
@@ -100,6 +102,8 @@ KINDS = {
     # virtio drivers for the devices a test plugs into the running guest (disk, NIC, balloon)
     'hotplug': Kind('hotplug', 192, modules=('evdev', 'button', 'virtio_pci', 'virtio_blk', 'virtio_net', 'virtio_balloon'),
                     hotplug_report=True),
+    # acpi + a virtio NIC that takes a DHCP lease: a guest with an address (inventory plugin, lab)
+    'net': Kind('net', 192, modules=('evdev', 'button', 'virtio_pci', 'virtio_net'), dhcp=True),
     'debian-disk': Kind('debian-disk', 512, power_button='none', disk=True),
 }
 
@@ -110,6 +114,15 @@ POWER_BUTTON_SCRIPTS = {
     'poweroff': 'echo "phyllome-guest: power button: powering off" >/dev/console\npoweroff -f\n',
     'ignore': 'echo "phyllome-guest: power button: ignored" >/dev/console\n',
 }
+
+# busybox udhcpc's hook: configure the address it was given and say so on the console
+UDHCPC_SCRIPT = '''case "$1" in
+    bound | renew)
+        ip addr flush dev "$interface"
+        ip addr add "$ip/${mask:-24}" dev "$interface"
+        echo "phyllome-guest: dhcp $interface $ip" >/dev/console ;;
+esac
+'''
 
 # Files written into the debian-disk image (path -> content).
 DEBIAN_DISK_FILES = {
@@ -383,8 +396,9 @@ def _initramfs_entries(spec, modules_dir, busybox='/bin/busybox'):
         busybox_data = handle.read()
     with open(os.path.join(HERE, 'init.sh'), 'rb') as handle:
         init = b'#!/bin/busybox sh\n' + handle.read()
-    conf = 'KIND=%s\nPOWER_BUTTON=%s\nIOMMU_REPORT=%s\nHOTPLUG_REPORT=%s\n' % (
-        spec.name, spec.power_button, 'yes' if spec.iommu_report else 'no', 'yes' if spec.hotplug_report else 'no')
+    conf = 'KIND=%s\nPOWER_BUTTON=%s\nIOMMU_REPORT=%s\nHOTPLUG_REPORT=%s\nDHCP=%s\n' % (
+        spec.name, spec.power_button, 'yes' if spec.iommu_report else 'no', 'yes' if spec.hotplug_report else 'no',
+        'yes' if spec.dhcp else 'no')
     entries = [(d, 0o40755, b'') for d in ('bin', 'dev', 'etc', 'lib', 'lib/modules', 'proc', 'run', 'sys', 'tmp')]
     entries += [
         # the kernel opens /dev/console for init before anything mounts devtmpfs
@@ -401,6 +415,8 @@ def _initramfs_entries(spec, modules_dir, busybox='/bin/busybox'):
         entries += [('etc/acpi', 0o40755, b''), ('etc/acpi/PWRF', 0o40755, b''),
                     ('etc/acpi/PWRF/00000080', 0o100755,
                      b'#!/bin/busybox sh\n' + POWER_BUTTON_SCRIPTS[spec.power_button].encode())]
+    if spec.dhcp:
+        entries += [('etc/udhcpc.script', 0o100755, b'#!/bin/busybox sh\n' + UDHCPC_SCRIPT.encode())]
     return entries
 
 

@@ -2,7 +2,7 @@
 # Copyright: Contributors to the phyllome.os collection
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 #
-# PID 1 of the direct-kernel test guests (acpi, noacpi, iommu). guests.py
+# PID 1 of the direct-kernel test guests (acpi, noacpi, iommu, hotplug, net). guests.py
 # puts it at /init of a busybox-static initramfs, with a "#!/bin/busybox sh"
 # line in front, and writes /etc/guest.conf (KIND, POWER_BUTTON, IOMMU_REPORT)
 # and /etc/modules (module paths in load order) beside it.
@@ -108,6 +108,18 @@ if [ "$HOTPLUG_REPORT" = yes ]; then
             usleep 300000
         done
     ) &
+fi
+
+if [ "$DHCP" = yes ]; then
+    # every NIC asks for a lease in the background: the boot does not wait for it
+    for dev in /sys/class/net/*; do
+        nic=${dev##*/}
+        case "$nic" in
+            lo | '*') continue ;;
+        esac
+        ip link set "$nic" up
+        udhcpc -i "$nic" -b -s /etc/udhcpc.script >/dev/null 2>&1
+    done
 fi
 
 if [ -c /dev/tpm0 ]; then

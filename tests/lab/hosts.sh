@@ -36,8 +36,8 @@
 # them out): the default Phyllome Linux VM (UEFI, TPM 2.0) and a tiny BIOS
 # guest whose disk is a qcow2 overlay on a base volume, with a cloud-init
 # NoCloud seed. Both boot the small
-# "acpi" test guest of tests/guests/ (kernel + busybox initramfs, direct
-# kernel boot), whose files `up` puts into the host's tree with the base
+# "net" test guest of tests/guests/ (kernel + busybox initramfs, direct
+# kernel boot; it takes a DHCP lease on its NIC), whose files `up` puts into the host's tree with the base
 # volume, as an image server would have; their serial consoles go to
 # /var/log/libvirt/qemu/NAME.serial.
 #
@@ -104,12 +104,12 @@ rootfs_dir() { echo "$LAB_CACHE/rootfs-$SUITE"; }
 # the builder's JSON in $LAB_DIR/guest.json.
 build_guest() {
   [ "$LAB_GUESTS" = 1 ] || return 0
-  "$repo_root/.venv/bin/python" "$repo_root/tests/guests/guests.py" build acpi >"$LAB_DIR/guest.json.tmp"
+  "$repo_root/.venv/bin/python" "$repo_root/tests/guests/guests.py" build net >"$LAB_DIR/guest.json.tmp"
   mv "$LAB_DIR/guest.json.tmp" "$LAB_DIR/guest.json"
 }
 
 guest_field() {
-  "$repo_root/.venv/bin/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["acpi"][sys.argv[2]])' \
+  "$repo_root/.venv/bin/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["net"][sys.argv[2]])' \
     "$LAB_DIR/guest.json" "$1"
 }
 

@@ -7,6 +7,7 @@ inventory, a UEFI + TPM VM and a tiny one on a qcow2 overlay with a cloud-init
 seed) -> the guests
 booted -> libvirt over TLS answers a client of the inventory's CA and
 refuses others -> the report's pages show them (rendered in headless Chromium) ->
+the phyllome.os.guests inventory plugin lists them, the VM with its address ->
 second converge changed=0 -> check mode changed=0 -> a host whose libvirt is
 out of reach fails saying why -> guests the inventory no longer declares are
 removed -> teardown leaves nothing.
@@ -16,11 +17,13 @@ namespaces of their own; tests/lab/hosts.sh).
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import subprocess
 import sys
 import tempfile
+import time
 
 import pytest
 
@@ -282,6 +285,45 @@ def test_the_guests_booted_and_the_report_shows_them(lab):
     assert [(d['device'], d['pool'], d['volume']) for d in tiny['disks']] == [
         ('disk', 'default', TINY + '.qcow2'), ('cdrom', 'default', TINY + '-cidata.iso')], tiny['disks']
     check_report_pages(lab, [VM, TINY])
+
+
+def test_the_guests_inventory_lists_the_running_guests_with_their_address(lab, tmp_path):
+    # The phyllome.os.guests inventory plugin over the lab's own inventory (the group site.yml
+    # converges): each host's URI comes from how Ansible reaches it (qemu+ssh://root@<ansible_host>/system
+    # with its key). The lab's ansible_host is the host's namespace: an `ssh` first in PATH adds the
+    # ProxyCommand that Ansible gets from ansible_ssh_common_args (a libvirt URI cannot carry it).
+    wrapper = tmp_path / 'ssh'
+    wrapper.write_text('#!/bin/sh\nexec /usr/bin/ssh -o "ProxyCommand=ip netns exec %h socat - TCP:127.0.0.1:22" '
+                       '-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "$@"\n')
+    wrapper.chmod(0o755)
+    config = tmp_path / 'lab.phyllome_guests.yml'
+    config.write_text('plugin: phyllome.os.guests\ngroup: phyllome_hosts\nstates: [running]\n')
+    inventory = sh(HOSTS, 'inventory').stdout.strip()
+    env = dict(os.environ, PATH='%s:%s' % (tmp_path, os.environ['PATH']))
+    # The VM asks for its address once booted (the net test guest's udhcpc): wait for the lease.
+    deadline, listed = time.monotonic() + 180, None
+    while time.monotonic() < deadline:
+        run = subprocess.run(['ansible-inventory', '-i', inventory, '-i', str(config), '--list'],
+                             env=env, text=True, capture_output=True, check=False)
+        assert run.returncode == 0, run.stderr
+        assert 'left out' not in run.stderr, run.stderr
+        # ansible-core 2.19 marks what the plugin read from libvirt as not to be templated
+        # ({"__ansible_unsafe": value}); the values are the same.
+        listed = json.loads(run.stdout, object_hook=lambda d: d['__ansible_unsafe'] if set(d) == {'__ansible_unsafe'} else d)
+        if listed['_meta']['hostvars'].get(VM, {}).get('ansible_host'):
+            break
+        time.sleep(5)
+    hostvars = listed['_meta']['hostvars']
+    vm = hostvars[VM]
+    assert ipaddress.ip_address(vm['ansible_host']) in ipaddress.ip_network('192.168.122.0/24'), vm
+    assert vm['phyllome_guest_host'] == HOST and vm['phyllome_guest']['state'] == 'running'
+    assert vm['phyllome_guest_uri'].startswith('qemu+ssh://root@') and '?keyfile=' in vm['phyllome_guest_uri']
+    assert sorted(listed['host_' + HOST]['hosts']) == sorted([VM, TINY])
+    assert VM in listed['state_running']['hosts']
+    # the tiny guest has no NIC: no address
+    assert 'ansible_host' not in hostvars[TINY]
+    # the hypervisor itself is still listed as the lab's inventory has it
+    assert HOST in listed['phyllome_hosts']['hosts']
 
 
 def test_second_converge_changes_nothing(lab):

@@ -12,12 +12,31 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from urllib.parse import urlparse
+from urllib.parse import quote, urlparse
 
 
 def host_name(uri):
     """The name of a libvirt host in the inventory, from its URI: the URI's host, or localhost."""
     return urlparse(uri).hostname or 'localhost'
+
+
+def libvirt_uri(hostvars, transport='ssh'):
+    """The libvirt URI of an inventory host, from the variables Ansible connects with.
+
+    C(qemu+ssh://) (or C(qemu+tls://)) to ansible_host (else the inventory name), with ansible_user and
+    ansible_port for SSH, and the SSH key (ansible_ssh_private_key_file) as libvirt's keyfile parameter.
+    """
+    address = str(hostvars.get('ansible_host') or hostvars['inventory_hostname'])
+    if ':' in address:
+        address = '[%s]' % address
+    if transport == 'tls':
+        return 'qemu+tls://%s/system' % address
+    user = hostvars.get('ansible_user') or hostvars.get('ansible_ssh_user')
+    port = hostvars.get('ansible_port') or hostvars.get('ansible_ssh_port')
+    key = hostvars.get('ansible_ssh_private_key_file') or hostvars.get('ansible_private_key_file')
+    return 'qemu+ssh://%s%s%s/system%s' % (
+        '%s@' % quote(str(user), safe='') if user else '', address, ':%d' % int(port) if port else '',
+        '?keyfile=%s' % quote(str(key), safe='/') if key else '')
 
 
 def group_name(*parts):

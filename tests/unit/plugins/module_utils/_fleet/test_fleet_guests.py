@@ -74,3 +74,17 @@ def test_a_domain_on_two_hosts_is_named_after_each(test_driver_domains):
     assert data['groups'] == {'fleet_host_hv1': ['test@hv1'], 'fleet_state_running': ['test@hv1'],
                               'fleet_os_unknown': ['test@hv1'], 'fleet_host_hv2': ['test@hv2'],
                               'fleet_state_shutoff': ['test@hv2'], 'fleet_os_linux': ['test@hv2']}
+
+
+@pytest.mark.parametrize('hostvars, transport, uri', [
+    ({'inventory_hostname': 'hv1'}, 'ssh', 'qemu+ssh://hv1/system'),
+    ({'inventory_hostname': 'hv1', 'ansible_host': '192.0.2.11', 'ansible_user': 'root', 'ansible_port': 2222,
+      'ansible_ssh_private_key_file': '/home/me/.ssh/id_ed25519'}, 'ssh',
+     'qemu+ssh://root@192.0.2.11:2222/system?keyfile=/home/me/.ssh/id_ed25519'),
+    ({'inventory_hostname': 'hv1', 'ansible_host': '2001:db8::11', 'ansible_ssh_user': 'ad min'}, 'ssh',
+     'qemu+ssh://ad%20min@[2001:db8::11]/system'),
+    ({'inventory_hostname': 'hv1', 'ansible_host': 'hv1.example.org', 'ansible_user': 'root'}, 'tls',
+     'qemu+tls://hv1.example.org/system'),
+])
+def test_a_hosts_libvirt_uri_comes_from_how_ansible_reaches_it(hostvars, transport, uri):
+    assert guests.libvirt_uri(hostvars, transport) == uri
