@@ -117,18 +117,16 @@ keyed_groups:
 compose:
   guest_firmware: phyllome_guest.firmware
 
-# ---
 # hypervisors.phyllome_guests.yml: the guests of every host that site.yml converges, reached the way
 # Ansible reaches the hosts (ansible_host, ansible_user, ansible_port, the SSH key):
 #   ansible-inventory -i inventory/hosts.yml -i hypervisors.phyllome_guests.yml --graph
-plugin: phyllome.os.guests
-group: phyllome_hosts
+#   plugin: phyllome.os.guests
+#   group: phyllome_hosts
 
-# ---
 # The same over libvirt's TLS listener, or any URI computed from each host's variables
-plugin: phyllome.os.guests
-group: phyllome_hosts
-uri: "'qemu+tls://' ~ inventory_hostname ~ '.example.org/system'"
+#   plugin: phyllome.os.guests
+#   group: phyllome_hosts
+#   uri: "'qemu+tls://' ~ inventory_hostname ~ '.example.org/system'"
 '''
 
 from ansible.errors import AnsibleParserError
