@@ -20,11 +20,13 @@ def report_host_page(report):
     return _report.host_page(_dict(report, 'report_host_page'))
 
 
-def report_index_page(reports, title='Phyllome OS hosts', generated=None, hosts=None):
+def report_index_page(reports, title='Phyllome OS hosts', generated=None, hosts=None, drift=None):
     if not isinstance(reports, (list, tuple)):
         raise AnsibleFilterError('report_index_page expects a list of host reports')
+    if drift is not None and not isinstance(drift, dict):
+        raise AnsibleFilterError('report_index_page expects drift to be the result of phyllome.os.fleet_drift (a dict)')
     return _report.index_page([_dict(r, 'report_index_page') for r in reports], title=title, generated=generated,
-                              hosts=hosts)
+                              hosts=hosts, drift=drift)
 
 
 def report_summary(report):

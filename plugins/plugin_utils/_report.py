@@ -18,6 +18,8 @@ from __future__ import annotations
 import html
 from urllib.parse import quote
 
+from ansible_collections.phyllome.os.plugins.module_utils._fleet.fingerprint import show
+
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
 STYLE = """
@@ -31,7 +33,7 @@ th{background:#eef1f3;font-weight:600}
 code{font-family:ui-monospace,"DejaVu Sans Mono",monospace;font-size:.92em}
 .v{display:inline-block;padding:.05em .5em;border-radius:.8em;font-weight:600;font-size:.9em;white-space:nowrap}
 .v-pass,.v-viable,.v-running,.v-answered{background:#d8f0dc;color:#17612a}
-.v-warn,.v-needs_whole_group,.v-paused,.v-no_address,.v-pmsuspended,.v-shutdown{background:#fbefc9;color:#7a5300}
+.v-warn,.v-differs,.v-missing,.v-undeclared,.v-needs_whole_group,.v-paused,.v-no_address,.v-pmsuspended,.v-shutdown{background:#fbefc9;color:#7a5300}
 .v-fail,.v-unsafe,.v-crashed,.v-unavailable,.v-error{background:#f8d7d5;color:#8a1c14}
 .v-skip,.v-no_endpoints,.v-shutoff,.v-not_asked,.v-unknown,.v-nostate,.v-blocked{background:#e8eaec;color:#3c454d}
 .small{color:#5b6670;font-size:.9em}ul{margin:0;padding-left:1.2em}
@@ -271,10 +273,36 @@ def host_page(report):
     return _page('%s - Phyllome OS host report' % host, body)
 
 
-def index_page(reports, title='Phyllome OS hosts', generated=None, hosts=None):
-    """The fleet's index: one row per host, linking to its page.
+def _drift_section(drift):
+    """The fleet's drift (fingerprint.fleet_drift) as a table: one row per difference, one column per host."""
+    errors = drift.get('errors') or {}
+    hosts = [h for h in drift.get('hosts') or [] if h not in errors]
+    differences = drift.get('differences') or []
+    parts = ['<h2>Drift between the hosts</h2>', '<p class="meta">%d difference%s, %d blocking migration</p>' % (
+        len(differences), '' if len(differences) == 1 else 's', len(drift.get('blocking') or []))]
+    rows = [[badge('fail' if d.get('severity') == 'block' else 'warn') + (
+        '<br><span class="small">%s</span>' % esc(d['why']) if d.get('why') else ''), '<code>%s</code>' % esc(d.get('key'))]
+        + ['<code>%s</code>' % esc(show(d.get('values', {}).get(h))) for h in hosts] for d in differences]
+    parts.append(_table(['severity', 'key'] + hosts, rows, 'No difference between the hosts.'))
+    if errors:
+        parts.append(_list(['%s: no fingerprint: %s' % (esc(h), esc(why)) for h, why in errors.items()]))
+    guest_rows = []
+    for host, guests in sorted((drift.get('guests') or {}).items()):
+        guest_rows += [[esc(host), esc(name), badge('missing'), 'declared, not defined'] for name in guests.get('missing') or []]
+        guest_rows += [[esc(host), esc(e.get('name')), badge('differs'), _list([esc(c) for c in e.get('changes') or []])]
+                       for e in guests.get('differ') or []]
+        guest_rows += [[esc(host), esc(name), badge('undeclared'), 'defined, declared nowhere'] for name in guests.get('undeclared') or []]
+        guest_rows += [[esc(host), esc(e.get('name') or '*'), badge('error'), esc(e.get('msg'))] for e in guests.get('failed') or []]
+    parts += ['<h2>Guests against the inventory</h2>',
+              _table(['host', 'guest', 'drift', 'what'], guest_rows, 'Every guest is as the inventory declares it.')]
+    return ''.join(parts)
+
+
+def index_page(reports, title='Phyllome OS hosts', generated=None, hosts=None, drift=None):
+    """The fleet's index: one row per host, linking to its page; then the fleet's drift, when given.
 
     `hosts` (all the play's hosts) adds a row for each host that has no report (unreachable, or failed).
+    `drift` is fingerprint.fleet_drift's result (playbooks/drift.yml).
     """
     reported = set(str(r.get('host')) for r in reports)
     reports = list(reports) + [{'host': h, 'msg': 'no report: the host was unreachable or failed'}
@@ -303,4 +331,6 @@ def index_page(reports, title='Phyllome OS hosts', generated=None, hosts=None):
     body = '<h1>%s</h1><p class="meta">%d host%s%s</p>%s' % (
         esc(title), len(rows), '' if len(rows) == 1 else 's', (' &middot; generated %s' % esc(generated)) if generated else '',
         _table(['host', 'readiness', 'checks', 'IOMMU groups', 'domains', 'report of'], rows, 'No hosts.'))
+    if drift:
+        body += _drift_section(drift)
     return _page(title, body)

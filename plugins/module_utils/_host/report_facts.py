@@ -76,14 +76,74 @@ def names_by_id(table, field):
     return {entry[field]: name for name, entry in reversed(list(table.items()))}
 
 
-def read_qemu_conf(fs):
-    """The `user` and `group` settings of /etc/libvirt/qemu.conf (None when commented out)."""
-    settings = {'user': None, 'group': None}
-    for line in fs.read_lines('/etc/libvirt/qemu.conf'):
+def _conf_value(raw):
+    """A libvirt config value as data: "text" as text, a number as int, [ ... ] as a list."""
+    raw = raw.strip()
+    if raw.startswith('['):
+        return [_conf_value(item) for item in _split_list(raw.strip('[] \t\n')) if item.strip()]
+    if raw.startswith('"') and raw.endswith('"') and len(raw) > 1:
+        return raw[1:-1]
+    try:
+        return int(raw)
+    except ValueError:
+        return raw
+
+
+def _split_list(text):
+    items, current, quoted = [], '', False
+    for char in text:
+        if char == '"':
+            quoted = not quoted
+        if char == ',' and not quoted:
+            items.append(current)
+            current = ''
+        else:
+            current += char
+    return items + [current]
+
+
+def _strip_comment(line):
+    quoted = False
+    for index, char in enumerate(line):
+        if char == '"':
+            quoted = not quoted
+        elif char == '#' and not quoted:
+            return line[:index]
+    return line
+
+
+def parse_libvirt_conf(text):
+    """The settings of a libvirt daemon config file (qemu.conf, libvirtd.conf): key -> value, comments left out.
+
+    Values as libvirt reads them: quoted strings, integers, and lists in
+    brackets, which may span lines.
+    """
+    settings = {}
+    pending = None
+    for line in (text or '').splitlines():
+        line = _strip_comment(line).strip()
+        if pending is not None:
+            pending[1] += ' ' + line
+            if ']' in line:
+                settings[pending[0]] = _conf_value(pending[1])
+                pending = None
+            continue
         key, sep, value = line.partition('=')
-        key = key.strip()
-        if sep and key in settings:
-            settings[key] = value.split('#', 1)[0].strip().strip('"')
+        if not sep or not key.strip():
+            continue
+        value = value.strip()
+        if value.startswith('[') and ']' not in value:
+            pending = [key.strip(), value]
+            continue
+        settings[key.strip()] = _conf_value(value)
+    return settings
+
+
+def read_qemu_conf(fs):
+    """The settings of /etc/libvirt/qemu.conf (parse_libvirt_conf); `user` and `group` are None when not set."""
+    settings = parse_libvirt_conf(fs.read_text('/etc/libvirt/qemu.conf', default=''))
+    for key in ('user', 'group'):
+        settings[key] = None if settings.get(key) is None else str(settings[key])
     return settings
 
 

@@ -42,3 +42,21 @@ def parse_capabilities(xml_text, arch=None, machine=GUEST_MACHINE):
                 facts['domain_types'].append(domain.get('type'))
     facts['domain_types'].sort()
     return facts
+
+
+def machine_types(xml_text, arch=GUEST_ARCH):
+    """Every machine type (versioned names and aliases, sorted) the capabilities offer hvm guests of `arch`."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(xml_text)
+    machines = set()
+    for guest in root.findall('guest'):
+        arch_el = guest.find('arch')
+        if guest.findtext('os_type') != 'hvm' or arch_el is None or arch_el.get('name') != arch:
+            continue
+        for machine in arch_el.findall('machine') + arch_el.findall('domain/machine'):
+            if machine.text:
+                machines.add(machine.text)
+            if machine.get('canonical'):
+                machines.add(machine.get('canonical'))
+    return sorted(machines)
