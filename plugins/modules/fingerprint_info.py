@@ -32,18 +32,13 @@ options:
     default: /
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - phyllome.os.read_only
   - phyllome.os.libvirt
 attributes:
-  check_mode:
-    support: full
-    details: The module only reads; check mode returns the same fingerprint.
-  diff_mode:
-    support: none
-    details: Nothing is changed, so there is no diff.
   platform:
     support: full
     platforms: linux
-    details: Reads Linux's procfs, systemd's unit links, and asks libvirt (a read-write connection: libvirt gives domain capabilities on no other; nothing is changed).
+    details: Reads Linux's procfs and systemd's unit links; asks libvirt over a read-write connection, the only kind on which libvirt gives domain capabilities (nothing is changed).
 notes:
   - A driver without domain capabilities (libvirt's C(test:///default)) gives no C(cpu.model) nor
     C(cpu.feature.*) keys; RV(notes) says so.

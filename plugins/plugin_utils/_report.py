@@ -34,7 +34,7 @@ code{font-family:ui-monospace,"DejaVu Sans Mono",monospace;font-size:.92em}
 .v{display:inline-block;padding:.05em .5em;border-radius:.8em;font-weight:600;font-size:.9em;white-space:nowrap}
 .v-pass,.v-viable,.v-running,.v-answered{background:#d8f0dc;color:#17612a}
 .v-warn,.v-differs,.v-missing,.v-undeclared,.v-needs_whole_group,.v-paused,.v-no_address,.v-pmsuspended,.v-shutdown{background:#fbefc9;color:#7a5300}
-.v-fail,.v-unsafe,.v-crashed,.v-unavailable,.v-error{background:#f8d7d5;color:#8a1c14}
+.v-fail,.v-block,.v-unsafe,.v-crashed,.v-unavailable,.v-error{background:#f8d7d5;color:#8a1c14}
 .v-skip,.v-no_endpoints,.v-shutoff,.v-not_asked,.v-unknown,.v-nostate,.v-blocked{background:#e8eaec;color:#3c454d}
 .small{color:#5b6670;font-size:.9em}ul{margin:0;padding-left:1.2em}
 .error{background:#f8d7d5;border:1px solid #e0a9a4;padding:.5em .8em}
@@ -280,7 +280,7 @@ def _drift_section(drift):
     differences = drift.get('differences') or []
     parts = ['<h2>Drift between the hosts</h2>', '<p class="meta">%d difference%s, %d blocking migration</p>' % (
         len(differences), '' if len(differences) == 1 else 's', len(drift.get('blocking') or []))]
-    rows = [[badge('fail' if d.get('severity') == 'block' else 'warn') + (
+    rows = [[badge(d.get('severity')) + (
         '<br><span class="small">%s</span>' % esc(d['why']) if d.get('why') else ''), '<code>%s</code>' % esc(d.get('key'))]
         + ['<code>%s</code>' % esc(show(d.get('values', {}).get(h))) for h in hosts] for d in differences]
     parts.append(_table(['severity', 'key'] + hosts, rows, 'No difference between the hosts.'))
@@ -289,7 +289,7 @@ def _drift_section(drift):
     guest_rows = []
     for host, guests in sorted((drift.get('guests') or {}).items()):
         guest_rows += [[esc(host), esc(name), badge('missing'), 'declared, not defined'] for name in guests.get('missing') or []]
-        guest_rows += [[esc(host), esc(e.get('name')), badge('differs'), _list([esc(c) for c in e.get('changes') or []])]
+        guest_rows += [[esc(host), esc(e.get('name')), badge('differs'), _list([esc(c) for c in e.get('changes') or []]) or 'power state']
                        for e in guests.get('differ') or []]
         guest_rows += [[esc(host), esc(name), badge('undeclared'), 'defined, declared nowhere'] for name in guests.get('undeclared') or []]
         guest_rows += [[esc(host), esc(e.get('name') or '*'), badge('error'), esc(e.get('msg'))] for e in guests.get('failed') or []]

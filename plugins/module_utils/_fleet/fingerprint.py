@@ -239,7 +239,8 @@ def table_lines(drift):
         for name in guests.get('missing') or []:
             lines.append('guest %s/%s: declared, not defined' % (host, name))
         for entry in guests.get('differ') or []:
-            lines.append('guest %s/%s: differs: %s' % (host, entry['name'], '; '.join(entry['changes']) or 'power state'))
+            lines.append('guest %s/%s: differs from the inventory (converging would do: %s)' % (
+                host, entry['name'], '; '.join(entry['changes']) or 'power state'))
         for name in guests.get('undeclared') or []:
             lines.append('guest %s/%s: defined, declared nowhere' % (host, name))
         for entry in guests.get('failed') or []:

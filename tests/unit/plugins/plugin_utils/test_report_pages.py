@@ -13,6 +13,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.phyllome.os.plugins.filter import report as report_filter
+from ansible_collections.phyllome.os.plugins.module_utils._fleet import fingerprint
 from ansible_collections.phyllome.os.plugins.plugin_utils import _report
 
 HOSTILE = '<script>alert("x")</script><img src="http://evil.invalid/x.png">&amp;\'"'
@@ -168,6 +169,34 @@ def test_index_lists_every_host_and_links_its_page():
     assert 'Fleet' in text and '3 hosts' in text
     assert 'gone error no report: the host was unreachable or failed' in text
     assert 'lab2 warn 1 warn, 1 pass 2 (1 unsafe, 1 viable) 1 (1 running)' in text
+
+
+def test_index_shows_the_fleet_drift():
+    # composed: the drift of two hosts as fleet_drift returns it, one value hostile
+    drift = fingerprint.drift_of_results({
+        'lab1': {'fingerprint_info': {'fingerprint': {'firmware.60-edk2-x86_64.json': '/usr/share/OVMF/OVMF_CODE_4M.fd',
+                                                      'qemu_conf.vnc_listen': '127.0.0.1'}}},
+        'lab2': {'fingerprint_info': {'fingerprint': {'qemu_conf.vnc_listen': HOSTILE}},
+                 'guests': {'results': [{'name': 'stray', 'status': 'undeclared'},
+                                        {'name': 'tiny', 'status': 'updated',
+                                         'differences': [{'change': 'memory changed from 200 MiB to 192 MiB'}]}]}},
+    })
+    page = _report.index_page([host_report('lab1'), host_report('lab2')], drift=drift)
+    audit = assert_self_contained(page)
+    text = ' '.join(' '.join(audit.text).split())
+    assert '2 differences, 1 blocking migration' in text
+    assert 'block a UEFI guest needs the same firmware' in text
+    assert 'firmware.60-edk2-x86_64.json /usr/share/OVMF/OVMF_CODE_4M.fd -' in text
+    assert 'warn qemu_conf.vnc_listen 127.0.0.1' in text
+    assert 'lab2 stray undeclared defined, declared nowhere' in text
+    assert 'lab2 tiny differs memory changed from 200 MiB to 192 MiB' in text
+    assert '<script>' not in page
+    # without a drift, no drift section
+    assert 'Drift between the hosts' not in _report.index_page([host_report('lab1')])
+    assert 'Drift between the hosts' in report_filter.FilterModule().filters()['report_index_page'](
+        [host_report()], drift=drift)
+    with pytest.raises(AnsibleFilterError, match='fleet_drift'):
+        report_filter.report_index_page([host_report()], drift='lab1')
 
 
 def test_filters():
