@@ -41,7 +41,9 @@ before=$(virsh -c "$uri" dumpxml --inactive "$domain")
 
 python=$(command -v python)
 mkdir -p "$work/project" "$work/inventory" "$work/env" "$work/cwd"
-cp "$collection_root/playbooks/report.yml" "$collection_root/playbooks/host_report.yml" "$work/project/"
+cp "$collection_root/playbooks/report.yml" "$collection_root/playbooks/host_report.yml" \
+   "$collection_root/playbooks/drift.yml" "$work/project/"
+cp -r "$collection_root/playbooks/vars" "$work/project/"
 cat > "$work/inventory/hosts.yml" <<EOI
 all:
   hosts:
@@ -49,10 +51,15 @@ all:
       ansible_connection: local
       ansible_python_interpreter: $python
       phyllome_report_uri: "$uri"
+      phyllome_drift_uri: "$uri"
+      phyllome_guests: []
     testdriver:
       ansible_connection: local
       ansible_python_interpreter: $python
       phyllome_report_uri: "test:///default"
+      phyllome_drift_uri: "test:///default"
+      phyllome_guests:
+        - name: test
 EOI
 cat > "$work/gone.yml" <<EOI
 all:
@@ -102,24 +109,40 @@ ansible-runner run "$work" -p host_report.yml --ident host_report </dev/null >"$
   exit 1
 }
 
+# playbooks/drift.yml, the same way: the two "hosts" (QEMU behind the private
+# libvirtd, libvirt's test driver) differ in what blocks migration (the test
+# driver has no host-model CPU, no q35 machine), so the job fails, after the
+# pages are written with the drift on the index
+cat > "$work/env/extravars" <<EOI
+phyllome_drift_hosts: all
+phyllome_report_dir: $work/drift-pages
+EOI
+ansible-runner run "$work" -p drift.yml --ident drift </dev/null >"$work/runner.txt" 2>&1 || true
+# a variable of the wrong type stops the play before anything runs (playbooks/vars/argument_specs.yml)
+cat > "$work/env/extravars" <<EOI
+phyllome_drift_hosts: all
+phyllome_drift_fail: maybe
+EOI
+ansible-runner run "$work" -p drift.yml --ident drift_spec </dev/null >"$work/runner.txt" 2>&1 || true
+
 python - "$work" "$domain" "$uri" <<'EOP'
 import glob, json, os, sys
 
 work, domain, uri = sys.argv[1:4]
 
 
-def job(ident):
-    """The ok results of a successful ansible-runner job, by module."""
+def job(ident, status='successful', event='runner_on_ok'):
+    """The results of an ansible-runner job that ended with `status`, by module (`event`: ok or failed ones)."""
     artifacts = os.path.join(work, 'artifacts', ident)
-    status = open(os.path.join(artifacts, 'status')).read().strip()
+    got = open(os.path.join(artifacts, 'status')).read().strip()
     rc = open(os.path.join(artifacts, 'rc')).read().strip()
-    assert status == 'successful' and rc == '0', (ident, status, rc)
+    assert got == status and (rc == '0') == (status == 'successful'), (ident, got, rc)
     actions = {}
     for path in glob.glob(os.path.join(artifacts, 'job_events', '*.json')):
         with open(path) as f:
-            event = json.load(f)
-        if event.get('event') == 'runner_on_ok':
-            actions.setdefault(event['event_data'].get('task_action'), []).append(event['event_data'])
+            data = json.load(f)
+        if data.get('event') == event:
+            actions.setdefault(data['event_data'].get('task_action'), []).append(data['event_data'])
     return actions
 
 
@@ -143,6 +166,28 @@ for data in checks:
 local = [d['res'] for d in checks if d['host'] == 'localhost'][0]
 assert local['host']['libvirt']['uri'] == uri and local['host']['libvirt']['reachable'], local['host']['libvirt']
 print('ansible-runner jobs: report.yml wrote %s; host_report.yml wrote the JSON of %d hosts' % (pages, len(checks)))
+
+# drift.yml: fingerprints of both hosts, the guests compared, the table, a failure on what blocks migration
+drift = job('drift', status='failed')
+assert sorted(d['host'] for d in drift['phyllome.os.fingerprint_info']) == ['localhost', 'testdriver']
+guests = {d['host']: d['res'] for d in drift['phyllome.os.domains']}
+assert not any(r.get('changed') is None for r in guests.values()), guests
+# the test's domain is on the private daemon and declared nowhere; the test driver's "test" is declared
+assert domain in [r['name'] for r in guests['localhost']['results'] if r['status'] == 'undeclared'], guests['localhost']
+assert [r['status'] for r in guests['testdriver']['results'] if r['name'] == 'test'] == ['unchanged'], guests['testdriver']
+lines = [d['res']['msg'] for d in drift['ansible.builtin.debug'] if isinstance(d['res'].get('msg'), list)
+         and d['res']['msg'] and 'between localhost, testdriver' in d['res']['msg'][0]][0]
+assert any(line.startswith('BLOCK machine.') for line in lines), lines
+assert 'guest localhost/%s: defined, declared nowhere' % domain in lines, lines
+failed = job('drift', status='failed', event='runner_on_failed')
+assert [d['task'] for d in failed['ansible.builtin.assert']] == ['Fail when a difference blocks migration']
+assert 'block migration between the hosts' in failed['ansible.builtin.assert'][0]['res']['msg']
+assert sorted(os.listdir(os.path.join(work, 'drift-pages'))) == ['index.html', 'localhost.html', 'testdriver.html']
+spec = job('drift_spec', status='failed', event='runner_on_failed')
+assert list(spec) == ['ansible.builtin.validate_argument_spec'], list(spec)
+assert 'phyllome_drift_fail' in json.dumps(spec['ansible.builtin.validate_argument_spec'][0]['res']), spec
+print('ansible-runner: drift.yml compared %d hosts and failed on %d blocking differences; a bad variable stops it'
+      % (len(drift['phyllome.os.fingerprint_info']), sum(line.startswith('BLOCK') for line in lines)))
 EOP
 
 # 3. the pages in headless Chromium: what shows, and nothing requested
@@ -182,6 +227,11 @@ for pages, title in ((os.path.join(work, 'pages'), 'Phyllome OS hosts'),
     driver = render.render(os.path.join(pages, 'testdriver.html'))
     assert driver['requests'] == [], driver['requests']
     assert 'test test, 2 vCPU, 8192 MiB running bios' in driver['text'] and '192.168.122.3/24 (agent)' in driver['text'], driver['text']
+# the drift on the index of drift.yml's pages
+drift = render.render(os.path.join(work, 'drift-pages', 'index.html'))
+assert drift['requests'] == [], drift['requests']
+assert 'Drift between the hosts' in drift['text'] and 'Guests against the inventory' in drift['text'], drift['text']
+assert 'defined, declared nowhere' in drift['text'] and domain in drift['text'], drift['text']
 # the gone host is in the first index, as having no report
 first = render.render(os.path.join(work, 'pages', 'index.html'))['text']
 assert 'gone error no report: the host was unreachable or failed' in first, first
