@@ -4,7 +4,9 @@ Two bare hosts (tests/lab/hosts.sh, each in its own network namespace with its
 own libvirtd and host UUID) linked by a veth pair between their namespaces,
 each with the other's name in /etc/hosts and an SSH key the other accepts (the
 lab's own), converged with playbooks/site.yml through ansible-runner as
-test_lab.py does, without the lab's guests (LAB_GUESTS=0). The tests boot the
+test_lab.py does, without the lab's guests (LAB_GUESTS=0). playbooks/drift.yml
+compares the two hosts, then with a deliberate difference (a qemu.conf key,
+guests changed: warnings; a firmware missing: failure). The tests boot the
 small "acpi" guest of tests/guests/ (cached) on them and move VMs from lab1 to
 lab2 with phyllome.os.migrate, run the way a user runs it: a play on the
 source host, the target a qemu+ssh:// URI (fleet_migrate.yml).
@@ -136,6 +138,77 @@ def test_the_hosts_reach_each_other_over_qemu_ssh(fleet):
     assert uuids['lab1'] != uuids['lab2'], uuids
     # the link is the namespaces' own: the machine's namespace has no such address
     assert '169.254.77.' not in subprocess.run(['ip', '-br', 'addr'], check=True, capture_output=True, text=True).stdout
+
+
+DRIFT = os.path.join(ROOT, 'playbooks', 'drift.yml')
+# A guest the drift tests declare (extra vars: on both hosts), defined from XML: only what it says is compared.
+DRIFT_GUEST = {'name': 'fleet-drift', 'state': 'shutoff', 'xml': (
+    "<domain type='qemu'><name>fleet-drift</name><memory unit='MiB'>192</memory>"
+    "<os><type arch='x86_64' machine='q35'>hvm</type></os></domain>")}
+
+
+def drift(fleet, tmp_path, **extravars):
+    """playbooks/drift.yml on both hosts (the pages into tmp_path): the job, the fleet_drift fact, the index page."""
+    job = fleet(DRIFT, extravars=dict(phyllome_report_dir=str(tmp_path), **extravars), ident='drift')
+    result = job.fact('phyllome_drift')
+    assert result is not None, job.stdout()
+    with open(os.path.join(str(tmp_path), 'index.html')) as f:
+        return job, result, f.read()
+
+
+def test_drift_identical_hosts(fleet, tmp_path):
+    """Two hosts converged alike: no difference, the job succeeds; the fingerprint holds what a host reads."""
+    job, result, index = drift(fleet, tmp_path)
+    assert job.status == 'successful', job.stdout()
+    assert result['hosts'] == ['lab1', 'lab2'] and result['errors'] == {}
+    assert result['differences'] == [] and result['guests'] == {}, result['lines']
+    assert result['lines'] == ['no difference between lab1, lab2']
+    assert 'No difference between the hosts.' in index and 'Every guest is as the inventory declares it.' in index
+    fingerprint = [r['res']['fingerprint'] for r in job.results() if r['task_action'] == 'phyllome.os.fingerprint_info'][0]
+    assert fingerprint['qemu_conf.vnc_listen'] == '127.0.0.1' and fingerprint['qemu_conf.cgroup_controllers'] == []
+    assert fingerprint['libvirt_unit.libvirtd.service'] == 'enabled' and fingerprint['cpu.domain_types'] == ['qemu']
+    assert fingerprint['version.qemu'] and fingerprint['version.edk2'] and fingerprint['version.swtpm']
+    assert fingerprint['cpu.model'] and any(key.startswith('machine.pc-q35-') for key in fingerprint)
+
+
+def test_drift_a_qemu_conf_key_and_guests_changed_on_one_host_warn(fleet, tmp_path):
+    """A qemu.conf key on lab2 only, a declared guest changed there and one nobody declared: warnings, success."""
+    for host in ('lab1', 'lab2'):
+        on_host(host, 'virsh -q define /dev/stdin >/dev/null', stdin=DRIFT_GUEST['xml'])
+    stray = DRIFT_GUEST['xml'].replace('fleet-drift', 'fleet-stray')
+    on_host('lab2', "cp /etc/libvirt/qemu.conf /root/qemu.conf.drift && echo 'log_timestamp = 0' >> /etc/libvirt/qemu.conf"
+                    " && virsh -q setmaxmem fleet-drift 200M --config && virsh -q define /dev/stdin >/dev/null", stdin=stray)
+    try:
+        job, result, index = drift(fleet, tmp_path, phyllome_guests=[DRIFT_GUEST])
+    finally:
+        on_host('lab2', 'cp /root/qemu.conf.drift /etc/libvirt/qemu.conf && virsh -q undefine fleet-stray')
+        for host in ('lab1', 'lab2'):
+            on_host(host, 'virsh -q undefine fleet-drift')
+    assert job.status == 'successful', job.stdout()
+    assert result['blocking'] == [] and result['warning'] == ['qemu_conf.log_timestamp'], result['lines']
+    assert result['differences'][0]['values'] == {'lab1': None, 'lab2': 0}
+    assert result['guests'] == {'lab2': {
+        'missing': [], 'undeclared': ['fleet-stray'], 'failed': [],
+        'differ': [{'name': 'fleet-drift', 'changes': ['memory changed from 200 MiB to 192 MiB']}]}}, result['guests']
+    assert 'warn  qemu_conf.log_timestamp: lab1=-; lab2=0' in result['lines']
+    assert 'qemu_conf.log_timestamp' in index and 'fleet-stray' in index
+    verdict = [r['res']['msg'] for r in job.results() if r['task'] == 'Fail when a difference blocks migration']
+    assert verdict == ['warning: 1 difference(s) that do not block migration: qemu_conf.log_timestamp'], verdict
+
+
+def test_drift_a_firmware_missing_on_one_host_blocks_migration(fleet, tmp_path):
+    """A UEFI firmware descriptor masked on lab2 (an empty file of its name in /etc/qemu/firmware): the job fails."""
+    on_host('lab2', 'mkdir -p /etc/qemu/firmware && : > /etc/qemu/firmware/60-edk2-x86_64.json')
+    try:
+        job, result, index = drift(fleet, tmp_path, phyllome_drift_guests=False)
+    finally:
+        on_host('lab2', 'rm -f /etc/qemu/firmware/60-edk2-x86_64.json')
+    assert job.status == 'failed'
+    assert result['blocking'] == ['firmware.60-edk2-x86_64.json'] and result['warning'] == [], result['lines']
+    assert job.failed_task()[0] == 'Fail when a difference blocks migration'
+    assert 'firmware.60-edk2-x86_64.json' in job.failed_task()[1]
+    # the pages were written before the failure, the blocking row on the index
+    assert 'firmware.60-edk2-x86_64.json' in index and '1 blocking migration' in index
 
 
 def test_cold_migration_of_a_uefi_tpm_guest(fleet, tmp_path):
