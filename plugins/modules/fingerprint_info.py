@@ -38,7 +38,10 @@ attributes:
   platform:
     support: full
     platforms: linux
-    details: Reads Linux's procfs and systemd's unit links; asks libvirt over a read-write connection, the only kind on which libvirt gives domain capabilities (nothing is changed).
+    details:
+      - Reads Linux's procfs and systemd's unit links.
+      - Asks libvirt over a read-write connection, the only kind on which libvirt gives domain capabilities (nothing
+        is changed).
 notes:
   - A driver without domain capabilities (libvirt's C(test:///default)) gives no C(cpu.model) nor
     C(cpu.feature.*) keys; RV(notes) says so.

@@ -142,7 +142,7 @@ def test_the_hosts_reach_each_other_over_qemu_ssh(fleet):
 
 DRIFT = os.path.join(ROOT, 'playbooks', 'drift.yml')
 # A guest the drift tests declare (extra vars: on both hosts), defined from XML: only what it says is compared.
-DRIFT_GUEST = {'name': 'fleet-drift', 'state': 'shutoff', 'xml': (
+DRIFT_GUEST = {'name': 'fleet-drift', 'state': 'shutdown', 'xml': (
     "<domain type='qemu'><name>fleet-drift</name><memory unit='MiB'>192</memory>"
     "<os><type arch='x86_64' machine='q35'>hvm</type></os></domain>")}
 

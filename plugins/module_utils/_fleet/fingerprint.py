@@ -168,7 +168,8 @@ def guest_drift(domains_result):
     declared nowhere) and failed (name and msg).
     """
     drift = {'missing': [], 'differ': [], 'undeclared': [], 'failed': []}
-    if domains_result.get('failed') and not domains_result.get('results'):
+    # a failure registered under failed_when: false has failed false, a msg and no results
+    if 'results' not in domains_result:
         drift['failed'].append({'name': None, 'msg': domains_result.get('msg') or 'phyllome.os.domains failed'})
     for entry in domains_result.get('results') or []:
         status = entry.get('status')

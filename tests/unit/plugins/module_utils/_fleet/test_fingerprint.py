@@ -166,6 +166,9 @@ def test_guest_drift_from_the_domains_check_mode_result():
     }
     failed = fp.guest_drift({'failed': True, 'msg': 'cannot connect to libvirt'})
     assert failed['failed'] == [{'name': None, 'msg': 'cannot connect to libvirt'}]
+    # as a play registers it under failed_when: false
+    refused = fp.guest_drift({'changed': False, 'failed_when_result': False, 'msg': 'value of state must be one of: ...'})
+    assert refused['failed'] == [{'name': None, 'msg': 'value of state must be one of: ...'}]
 
 
 def test_drift_of_registered_results():
