@@ -38,6 +38,10 @@ description:
   - A failure before the source is touched undoes the target's side in reverse (the domain undefined, with what
     was copied of its varstore and TPM state; the volumes deleted) and starts the source domain again if it ran; the
     error names the step. RV(actions) lists every step and every undo.
+  - A host that stops answering (its link down in the middle of a copy) is given up after about 30 seconds (libvirt
+    keepalive on both connections) rather than when TCP gives up. The undo then opens the target's connection
+    again, waiting up to 90 seconds for the target to come back; when it does not, the error says which undo steps
+    failed and what is left on the target.
   - Idempotent. A domain that the source no longer has and the target has is V(ok). With O(keep_source=true), a
     domain defined on both with the same uuid, stopped and without autostart on the source, is V(ok). Defined on
     both otherwise, the task fails without changing anything (which copy to keep is the user's choice).
@@ -356,6 +360,8 @@ actions:
   elements: str
 '''
 
+import functools
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.phyllome.os.plugins.module_utils._common.actions import ActionRecorder
@@ -367,7 +373,7 @@ from ansible_collections.phyllome.os.plugins.module_utils._migrate.cold import a
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     recorder = ActionRecorder(check_mode=module.check_mode)
-    run_and_exit(module, recorder, run, module.params, recorder, DomainClient.connect)
+    run_and_exit(module, recorder, run, module.params, recorder, functools.partial(DomainClient.connect, keepalive=True))
 
 
 if __name__ == '__main__':

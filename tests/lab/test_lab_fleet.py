@@ -38,6 +38,8 @@ ENV = dict(os.environ, LAB_DIR=LAB_DIR, LAB_GUESTS='0')
 # Where the hosts find the test guest's kernel and initramfs (put there by the fixture, as an image server would).
 GUEST_DIR = '/var/lib/phyllome-lab'
 IMAGES = '/var/lib/libvirt/images'
+# How long the failure test keeps the link between the hosts down: beyond what the module waits for an answer.
+OUTAGE = 50
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason='the lab needs root')
 
@@ -97,35 +99,38 @@ def sha256(host, *paths):
 def fleet():
     """Two linked, converged lab hosts; yields the job runner (a playbook and its extra vars, as AWX runs them)."""
     lab_sh('down')
-    up = lab_sh('up', '2', check=False)
-    sys.stderr.write(up.stderr)
-    assert up.returncode == 0, up.stderr
-    inventory = lab_sh('inventory').stdout.strip()
-    guest = json.loads(subprocess.run(GUESTS + ['build', 'acpi'], check=True, capture_output=True, text=True).stdout)
-    for host in ('lab1', 'lab2'):
-        os.makedirs(host_path(host, GUEST_DIR), exist_ok=True)
-        for field, name in (('kernel', 'vmlinuz'), ('initrd', 'initrd.img')):
-            shutil.copyfile(guest['acpi'][field], os.path.join(host_path(host, GUEST_DIR), name))
-    with tempfile.TemporaryDirectory(prefix='phyllome-lab-fleet-') as data:
-        def job(playbook, extravars=None, cmdline=None, ident=None):
-            runner = ansible_runner.run(
-                private_data_dir=tempfile.mkdtemp(dir=data), playbook=playbook, inventory=inventory,
-                extravars=extravars or {}, cmdline=cmdline, ident=ident, quiet=True, json_mode=False)
-            return Job(runner)
-        converged = job(SITE, ident='fleet-converge')
-        assert converged.status == 'successful', converged.stdout()
-        assert converged.fact('phyllome_host_ready') is True
-        yield job
-    down = lab_sh('down', check=False)
-    assert down.returncode == 0, down.stderr
+    try:
+        up = lab_sh('up', '2', check=False)
+        sys.stderr.write(up.stderr)
+        assert up.returncode == 0, up.stderr
+        inventory = lab_sh('inventory').stdout.strip()
+        guest = json.loads(subprocess.run(GUESTS + ['build', 'acpi'], check=True, capture_output=True, text=True).stdout)
+        for host in ('lab1', 'lab2'):
+            os.makedirs(host_path(host, GUEST_DIR), exist_ok=True)
+            for field, name in (('kernel', 'vmlinuz'), ('initrd', 'initrd.img')):
+                shutil.copyfile(guest['acpi'][field], os.path.join(host_path(host, GUEST_DIR), name))
+        with tempfile.TemporaryDirectory(prefix='phyllome-lab-fleet-') as data:
+            def job(playbook, extravars=None, cmdline=None, ident=None):
+                runner = ansible_runner.run(
+                    private_data_dir=tempfile.mkdtemp(dir=data), playbook=playbook, inventory=inventory,
+                    extravars=extravars or {}, cmdline=cmdline, ident=ident, quiet=True, json_mode=False)
+                return Job(runner)
+            converged = job(SITE, ident='fleet-converge')
+            assert converged.status == 'successful', converged.stdout()
+            assert converged.fact('phyllome_host_ready') is True
+            yield job
+    finally:
+        # also when the setup failed: the hosts never outlive the module
+        down = lab_sh('down', check=False)
+        assert down.returncode == 0, down.stderr
 
 
 def migrate(fleet, name, check=False, **options):
     """phyllome.os.migrate on lab1 (the source, qemu:///system) to qemu+ssh://lab2/system: its result."""
     job = fleet(MIGRATE, extravars=dict(migrate_name=name, migrate_source='lab1', migrate_target='lab2', **options),
                 cmdline='--check' if check else None, ident='migrate-%s' % name)
-    results = [r['res'] for r in job.results() + job.results('runner_on_failed')
-               if r.get('task_action') == 'phyllome.os.migrate']
+    results = [dict(r['res'], failed=event == 'runner_on_failed') for event in ('runner_on_ok', 'runner_on_failed')
+               for r in job.results(event) if r.get('task_action') == 'phyllome.os.migrate']
     assert len(results) == 1, job.stdout()
     return results[0]
 
@@ -234,7 +239,7 @@ def test_cold_migration_of_a_uefi_tpm_guest(fleet, tmp_path):
     assert name not in on_host('lab2', 'virsh -q list --all --name').split()
 
     moved = migrate(fleet, name, migrate_start=False)
-    assert moved['changed'] and moved['state'] == 'migrated', moved
+    assert moved['changed'] and not moved['failed'] and moved['state'] == 'migrated', moved
     assert [c['verified'] for c in moved['copied']] == [True] * 4, moved['copied']
     assert sha256('lab2', *state) == before
     assert on_host('lab2', 'virsh domuuid %s' % name).strip() == uuid
@@ -254,6 +259,83 @@ def test_cold_migration_of_a_uefi_tpm_guest(fleet, tmp_path):
     wait_serial('lab2', name, '^PHYLLOME-GUEST-READY kind=acpi')
     wait_serial('lab2', name, '^phyllome-guest: tpm: /dev/tpm0', timeout=10)
     on_host('lab2', 'virsh -q destroy %s && virsh -q undefine %s --nvram --tpm --remove-all-storage' % (name, name))
+
+
+def test_live_migration_of_a_running_guest(fleet):
+    """A running TCG guest with a local qcow2 disk moves while it runs: on the target it answers the power button
+    without having booted there, and the kernel's clock shows it has run since its boot on the source."""
+    name, disk = 'fleet-live', 'fleet-live.qcow2'
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', host_path('lab1', '%s/%s' % (IMAGES, disk)), '32M'], check=True)
+    define_guest('lab1', name, disk)
+    wait_serial('lab1', name, '^PHYLLOME-GUEST-READY kind=acpi')
+    ready = time.monotonic()
+
+    moved = migrate(fleet, name, migrate_mode='live', migrate_timeout=600)
+    assert moved['changed'] and moved['state'] == 'migrated' and moved['migration_seconds'] > 0, moved
+    assert name not in on_host('lab1', 'virsh -q list --all --name').split()
+    assert on_host('lab1', 'ls %s/%s 2>/dev/null; true' % (IMAGES, disk)) == ''
+    assert on_host('lab2', 'virsh domstate %s' % name).split()[0] == 'running'
+    assert 'Persistent:     yes' in on_host('lab2', 'virsh dominfo %s' % name)
+
+    again = migrate(fleet, name, migrate_mode='live', migrate_timeout=600)
+    assert not again['changed'] and again['actions'] == [], again
+
+    on_host('lab2', 'virsh -q shutdown %s' % name)
+    wait_serial('lab2', name, r'reboot: Power down', timeout=120)
+    console = open(host_path('lab2', serial(name)), encoding='utf-8', errors='replace').read()
+    assert 'Linux version' not in console and 'PHYLLOME-GUEST-READY' not in console, console
+    # the kernel's own clock at power down: at least the time since it was ready on the source
+    uptime = float(re.findall(r'\[\s*(\d+\.\d+)\] reboot: Power down', console)[-1])
+    assert uptime >= time.monotonic() - ready - 5, (uptime, console)
+    wait_state('lab2', name, 'shut off')
+    on_host('lab2', 'virsh -q undefine %s --remove-all-storage' % name)
+
+
+def test_the_target_unreachable_mid_copy(fleet, tmp_path):
+    """The link between the hosts goes down while a disk is copied, for longer than the module waits for an answer:
+    the task fails naming the step, the target keeps no half-defined copy (cleaned once it answers again), the
+    source is intact and boots."""
+    name, disk = 'fleet-cut', 'fleet-cut.qcow2'
+    # 128 MiB that do not compress or sparsify, so that the copy lasts long enough to be cut
+    subprocess.run(['dd', 'if=/dev/urandom', 'of=%s' % (tmp_path / 'data.raw'), 'bs=1M', 'count=128', 'status=none'], check=True)
+    subprocess.run(['qemu-img', 'convert', '-O', 'qcow2', str(tmp_path / 'data.raw'), host_path('lab1', '%s/%s' % (IMAGES, disk))],
+                   check=True)
+    define_guest('lab1', name, disk, start=False)
+    source_xml = on_host('lab1', 'virsh dumpxml --inactive %s' % name)
+    source_disk = sha256('lab1', '%s/%s' % (IMAGES, disk))
+    link = ['ip', '-n', lab_sh('netns', 'lab1').stdout.strip(), 'link', 'set', 'to-lab2']
+    copy = host_path('lab2', '%s/%s' % (IMAGES, disk))
+    outage = {}
+
+    def cut_mid_copy():
+        # as soon as the target's volume holds some of the data, the link goes down for OUTAGE seconds
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            if os.path.exists(copy) and os.stat(copy).st_blocks * 512 >= 8 << 20:
+                subprocess.run(link + ['down'], check=True)
+                outage['copied'] = os.stat(copy).st_blocks * 512
+                time.sleep(OUTAGE)
+                subprocess.run(link + ['up'], check=True)
+                return
+            time.sleep(0.05)
+
+    cutter = threading.Thread(target=cut_mid_copy)
+    cutter.start()
+    try:
+        failed = migrate(fleet, name)
+    finally:
+        cutter.join()
+    assert outage, 'the copy ended before the link could be cut'
+    assert failed['failed'] and not failed['changed'], failed
+    assert 'failed at step "copy": copy of volume %s' % disk in failed['msg'], failed['msg']
+    # the target: no domain, no volume; the source: as it was, and it boots
+    assert name not in on_host('lab2', 'virsh -q list --all --name').split()
+    assert disk not in on_host('lab2', 'virsh -q pool-refresh default >/dev/null; virsh -q vol-list default')
+    assert on_host('lab1', 'virsh dumpxml --inactive %s' % name) == source_xml
+    assert sha256('lab1', '%s/%s' % (IMAGES, disk)) == source_disk
+    on_host('lab1', 'virsh -q start %s' % name)
+    wait_serial('lab1', name, '^PHYLLOME-GUEST-READY kind=acpi')
+    on_host('lab1', 'virsh -q destroy %s && virsh -q undefine %s --remove-all-storage' % (name, name))
 
 
 def test_teardown_leaves_nothing(fleet):

@@ -9,12 +9,22 @@ module_utils works on XML and plain data.
 
 from __future__ import annotations
 
+import threading
+
 from ansible_collections.phyllome.os.plugins.module_utils._common.deps import require
 from ansible_collections.phyllome.os.plugins.module_utils._common.errors import LibvirtFailure
 
 # The connection every module that talks to libvirt takes, documented once in
 # plugins/doc_fragments/libvirt.py (extends_documentation_fragment: phyllome.os.libvirt).
 DEFAULT_URI = 'qemu:///system'
+
+# With keepalive, a peer that stops answering (its link down in the middle of
+# a copy) is given up after about INTERVAL * (COUNT + 1) seconds, and the call
+# waiting for it fails; without, the call waits for TCP to give up (~15 min).
+KEEPALIVE_INTERVAL = 5
+KEEPALIVE_COUNT = 5
+
+_event_loop = []
 
 
 def uri_argument_spec():
@@ -35,9 +45,28 @@ def _ignore_error(_ctx, _err):
     return None
 
 
-def open_connection(uri, readonly=False):
-    """Open a libvirt connection to `uri`; raise LibvirtFailure with libvirt's words."""
+def _run_event_loop(libvirt):
+    """libvirt's default event loop, in a thread of its own (once a process): keepalive needs one."""
+    if _event_loop:
+        return
+    libvirt.virEventRegisterDefaultImpl()
+
+    def loop():
+        while True:
+            libvirt.virEventRunDefaultImpl()
+    thread = threading.Thread(target=loop, name='libvirt-event-loop', daemon=True)
+    thread.start()
+    _event_loop.append(thread)
+
+
+def open_connection(uri, readonly=False, keepalive=False):
+    """Open a libvirt connection to `uri`; raise LibvirtFailure with libvirt's words.
+
+    keepalive: give up on a peer that stops answering (KEEPALIVE_*) rather than wait for TCP.
+    """
     libvirt = libvirt_module()
+    if keepalive:
+        _run_event_loop(libvirt)
     try:
         if readonly:
             conn = libvirt.openReadOnly(uri)
@@ -47,6 +76,11 @@ def open_connection(uri, readonly=False):
         raise LibvirtFailure('cannot connect to libvirt at %s: %s' % (uri, exc), uri=uri)
     if conn is None:
         raise LibvirtFailure('cannot connect to libvirt at %s' % uri, uri=uri)
+    if keepalive:
+        try:
+            conn.setKeepAlive(KEEPALIVE_INTERVAL, KEEPALIVE_COUNT)
+        except libvirt.libvirtError:
+            pass  # a driver without a daemon (test:///) has no peer to lose
     return conn
 
 

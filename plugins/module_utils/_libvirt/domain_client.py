@@ -79,10 +79,30 @@ class DomainClient:
         # connection, however many domains the task converges.
         self._capabilities = None
         self._domain_capabilities = {}
+        # how connect() opened it, for reconnect()
+        self._options = {}
 
     @classmethod
-    def connect(cls, uri, readonly=False):
-        return cls(open_connection(uri, readonly=readonly), uri)
+    def connect(cls, uri, readonly=False, keepalive=False):
+        client = cls(open_connection(uri, readonly=readonly, keepalive=keepalive), uri)
+        client._options = {'readonly': readonly, 'keepalive': keepalive}
+        return client
+
+    def reconnect(self):
+        """Open the connection again when it was lost (its peer stopped answering); True when it was reopened.
+
+        Handles of the lost connection are dead: look the objects up again.
+        Raises LibvirtFailure when the peer still cannot be reached.
+        """
+        if self.conn is not None and self.conn.isAlive():
+            return False
+        # Until a new one opens, calls go to the lost one (and fail with libvirt's error).
+        conn = open_connection(self.uri, **self._options)
+        self.close()
+        self.conn = conn
+        self._capabilities = None
+        self._domain_capabilities = {}
+        return True
 
     def close(self):
         """Close the connection (once; errors closing it are not the task's)."""

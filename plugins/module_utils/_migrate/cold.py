@@ -29,6 +29,10 @@ from ansible_collections.phyllome.os.plugins.module_utils._migrate.plan import (
     SWTPM_PARENT_MODE, TargetFacts, copy_action, create_volume_action, guest_agent_refusal, mb_per_s, plan_cold,
     pool_permissions, source_volume)
 
+# How long a rollback waits for a target that stopped answering to come back (its half copy is removed then),
+# trying again every RECONNECT_PAUSE seconds.
+RECONNECT_SECONDS = 90
+RECONNECT_PAUSE = 5
 
 def argument_spec():
     return {
@@ -164,8 +168,12 @@ class Migration:
         try:
             agent = self._move(plan, src_dom, was_active, start)
         except PhyllomeError as exc:
-            self._roll_back()
+            left = self._roll_back()
             again = ' and running again' if was_active else ''
+            if left:
+                raise type(exc)('migration of %s failed at step "%s": %s; rolling back failed on the target (%s):'
+                                ' remove what is left there of uuid %s before a new attempt'
+                                % (self.name, self.step, exc.msg, '; '.join(left), plan.uuid))
             raise type(exc)('migration of %s failed at step "%s": %s; rolled back: the source is intact%s, the target'
                             ' holds nothing of it' % (self.name, self.step, exc.msg, again))
         self._finish_source(plan, src_dom)
@@ -256,8 +264,8 @@ class Migration:
                            self.target.define, plan.xml, atomic=True)
         # Undefining it (with its varstore and TPM state) also undoes the copies of those (see _copy_state).
         self.undefined = [defined]
-        self.undefine_undo = (self.undefined, 'undefine domain %s on %s' % (self.name, tgt_uri), self.target.undefine,
-                              (tgt_dom,))
+        self.undefine_undo = (self.undefined, 'undefine domain %s on %s' % (self.name, tgt_uri), self._undefine_target,
+                              (plan.uuid,))
         self.undo.append(self.undefine_undo)
         for disk in plan.disks:
             self._copy_volume(disk['source_pool'], disk['volume'], disk['target_pool'], disk['volume'],
@@ -437,12 +445,35 @@ class Migration:
             copy['verified'] = True
 
     def _roll_back(self):
+        """Undo the steps done, in reverse; the descriptions of the undos that failed."""
+        left = []
+        # The failure may be the target's connection lost (it stopped answering): open it again, waiting up to
+        # RECONNECT_SECONDS for it to come back, so that its half copy is removed.
+        deadline = self.clock() + RECONNECT_SECONDS
+        while not self.recorder.check_mode:
+            try:
+                self.target.reconnect()
+                break
+            except PhyllomeError as exc:
+                if self.clock() >= deadline:
+                    left.append('cannot reach %s again within %d s: %s' % (self.params['target_uri'], RECONNECT_SECONDS,
+                                                                            exc.msg))
+                    break
+                time.sleep(RECONNECT_PAUSE)
         for index, description, func, args in reversed(self.undo):
-            self.recorder.undo(index, description, func, *args)
+            if not self.recorder.undo(index, description, func, *args):
+                left.append(description)
         self.undo = []
         self._close_pools()
         for copy in self.copies:
             copy.pop('_where', None)
+        return left
+
+    def _undefine_target(self, uuid):
+        # Looked up again: the handle of a lost connection is dead (see _roll_back).
+        dom = self.target.lookup_uuid(uuid)
+        if dom is not None:
+            self.target.undefine(dom)
 
     def _restart_source(self, src_dom):
         if not self.source.is_active(src_dom):

@@ -51,8 +51,8 @@ def connections(monkeypatch):
     opened = []
     real_open = domain_client.open_connection
 
-    def spy(uri, readonly=False):
-        conn = real_open(uri, readonly=readonly)
+    def spy(uri, **options):
+        conn = real_open(uri, **options)
         opened.append(conn)
         return conn
     monkeypatch.setattr(domain_client, 'open_connection', spy)

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 
 import pytest
 
@@ -114,3 +115,50 @@ def test_the_test_driver_for_real():
         assert connection.hypervisor_facts(conn)['driver'] == 'TEST'
     finally:
         conn.close()
+
+
+class KeepAliveLibvirt(FakeLibvirt):
+    """Adds the event loop and keepalive calls."""
+
+    def __init__(self, conn):
+        super().__init__(result=conn)
+        self.registered = 0
+        self.never = threading.Event()
+
+    def virEventRegisterDefaultImpl(self):
+        self.registered += 1
+
+    def virEventRunDefaultImpl(self):
+        self.never.wait()  # the loop thread sleeps: nothing happens in this test
+
+
+class KeepAliveConn:
+    def __init__(self, error=None):
+        self.keepalive, self.error = None, error
+
+    def setKeepAlive(self, interval, count):
+        if self.error:
+            raise self.error
+        self.keepalive = (interval, count)
+
+
+@pytest.mark.parametrize('fails', [False, True], ids=['remote', 'no-daemon'])
+def test_keepalive_runs_one_event_loop_and_asks_for_keepalive(monkeypatch, fails):
+    conn = KeepAliveConn()
+    lib = KeepAliveLibvirt(conn)
+    if fails:
+        conn.error = lib.libvirtError('this function is not supported by the connection driver')
+    monkeypatch.setattr(connection, 'require', lambda name, reason=None: lib)
+    monkeypatch.setattr(connection, '_event_loop', [])
+    assert connection.open_connection('qemu+ssh://host2/system', keepalive=True) is conn
+    assert connection.open_connection('qemu+ssh://host3/system', keepalive=True) is conn
+    assert lib.registered == 1 and len(connection._event_loop) == 1 and connection._event_loop[0].daemon
+    assert conn.keepalive == (None if fails else (connection.KEEPALIVE_INTERVAL, connection.KEEPALIVE_COUNT))
+
+
+def test_without_keepalive_no_event_loop(monkeypatch):
+    lib = KeepAliveLibvirt(KeepAliveConn())
+    monkeypatch.setattr(connection, 'require', lambda name, reason=None: lib)
+    monkeypatch.setattr(connection, '_event_loop', [])
+    connection.open_connection('qemu:///system')
+    assert lib.registered == 0 and connection._event_loop == [] and lib.result.keepalive is None

@@ -314,3 +314,43 @@ def test_the_guest_agent_of_a_running_domain_answers_a_stopped_one_fails(client,
     dom.create()
     assert client.guest_agent_answers(dom) is True
     assert client.wait_guest_agent(dom, 5) == pytest.approx(0.0, abs=0.5)
+
+
+class LostConn:
+    """A connection whose peer stopped answering (libvirt closed it)."""
+    closed = False
+
+    def isAlive(self):
+        return 0
+
+    def close(self):
+        self.closed = True
+
+
+def test_reconnect_keeps_a_live_connection(client):
+    conn = client.conn
+    assert client.reconnect() is False and client.conn is conn
+
+
+def test_reconnect_opens_a_lost_connection_again(client):
+    lost = client.conn
+    client.conn = LostConn()
+    try:
+        assert client.reconnect() is True
+        assert client.conn.isAlive() and client.conn.getType() == 'TEST'
+    finally:
+        lost.close()
+
+
+def test_a_failed_reconnect_keeps_the_lost_connection(client, monkeypatch):
+    def refused(uri, **options):
+        raise LibvirtFailure('cannot connect to libvirt at %s: Network is unreachable' % uri)
+    monkeypatch.setattr(domain_client, 'open_connection', refused)
+    live, lost = client.conn, LostConn()
+    client.conn = lost
+    try:
+        with pytest.raises(LibvirtFailure, match='Network is unreachable'):
+            client.reconnect()
+        assert client.conn is lost and not lost.closed
+    finally:
+        client.conn = live
