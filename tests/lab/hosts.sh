@@ -294,12 +294,17 @@ start_host() {
   ip netns add "$ns"
   echo "$ns" >"$dir/netns"
   ip netns exec "$ns" ip link set lo up
+  # A cgroup of its own (see cgroup_roots), entered before systemd-nspawn starts.
+  local cg
+  for cg in $(cgroup_roots); do mkdir -p "$cg/$ns"; done
   # /proc/sys/net is the host's own namespace's: writable, for libvirt's bridges.
-  SYSTEMD_NSPAWN_API_VFS_WRITABLE=network \
-    setsid systemd-nspawn --quiet -D "$root" --boot --register=no --keep-unit --machine="$name" \
-    --network-namespace-path="/run/netns/$ns" --capability=CAP_NET_ADMIN \
-    --bind-ro="$repo:$REPO_MOUNT" --console=passive \
-    </dev/null >"$dir/nspawn.log" 2>&1 &
+  (
+    for cg in $(cgroup_roots); do echo "$BASHPID" >"$cg/$ns/cgroup.procs"; done
+    SYSTEMD_NSPAWN_API_VFS_WRITABLE=network \
+      exec setsid systemd-nspawn --quiet -D "$root" --boot --register=no --keep-unit --machine="$name" \
+      --network-namespace-path="/run/netns/$ns" --capability=CAP_NET_ADMIN \
+      --bind-ro="$repo:$REPO_MOUNT" --console=passive
+  ) </dev/null >"$dir/nspawn.log" 2>&1 &
   pid=$!
   echo "$pid" >"$dir/pid"
   for _ in $(seq 1 120); do
@@ -312,6 +317,25 @@ start_host() {
   done
   cat "$dir/nspawn.log" >&2
   die "$name did not answer on SSH within 60 s"
+}
+
+# The cgroup hierarchies in which each host gets a cgroup of its own, named
+# after its namespace. With --keep-unit, systemd-nspawn puts the container
+# in "payload" below its own cgroup: started from the same cgroup (here the
+# root: PID 1 is no systemd), every lab host of the machine shared one tree,
+# so that one host's systemd created, emptied and removed the other hosts'
+# service cgroups (a reload failing with status 219/CGROUP, a stop that
+# ends the other hosts' processes of that service).
+cgroup_roots() {
+  if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+    echo /sys/fs/cgroup
+  else
+    local h
+    for h in systemd unified; do
+      [ -f "/sys/fs/cgroup/$h/cgroup.procs" ] && echo "/sys/fs/cgroup/$h"
+    done
+  fi
+  return 0
 }
 
 stop_host() {
@@ -340,6 +364,11 @@ stop_host() {
   if [ -f "$dir/netns" ]; then
     ip netns delete "$(cat "$dir/netns")" 2>/dev/null || true
   fi
+  # its cgroups, deepest first (empty once the container has stopped)
+  local cg
+  for cg in $(cgroup_roots); do
+    [ -d "$cg/$ns" ] && find "$cg/$ns" -depth -type d -exec rmdir {} + 2>/dev/null
+  done
   rm -rf "$dir"
 }
 
@@ -489,6 +518,12 @@ check_clean() {
   if grep -qF " $LAB_DIR/" /proc/self/mountinfo; then
     log "left: mounts under $LAB_DIR"; bad=1
   fi
+  local cg
+  for cg in $(cgroup_roots); do
+    if compgen -G "$cg/$LAB_PREFIX-*" >/dev/null; then
+      log "left: cgroups $(echo "$cg/$LAB_PREFIX-"*)"; bad=1
+    fi
+  done
   if losetup -a 2>/dev/null | grep -qF "$LAB_DIR/"; then
     log "left: loop devices on $LAB_DIR"; bad=1
   fi
