@@ -34,6 +34,7 @@ from ansible_collections.phyllome.os.plugins.module_utils._migrate.plan import (
 RECONNECT_SECONDS = 90
 RECONNECT_PAUSE = 5
 
+
 def argument_spec():
     return {
         'name': {'type': 'str', 'required': True},
@@ -456,8 +457,8 @@ class Migration:
                 break
             except PhyllomeError as exc:
                 if self.clock() >= deadline:
-                    left.append('cannot reach %s again within %d s: %s' % (self.params['target_uri'], RECONNECT_SECONDS,
-                                                                            exc.msg))
+                    left.append('cannot reach %s again within %d s: %s'
+                                % (self.params['target_uri'], RECONNECT_SECONDS, exc.msg))
                     break
                 time.sleep(RECONNECT_PAUSE)
         for index, description, func, args in reversed(self.undo):
