@@ -176,14 +176,15 @@ def memory(name):
 def memory_table(label, columns):
     """Print the per-command table of one measurement; columns: [(heading, {command: (rss_kb, pss_kb)})].
     Returns each column's total RSS in kB."""
-    totals = [(sum(v[0] for v in by.values()), sum(v[1] for v in by.values())) for _, by in columns]
+    headings, tables = [h for h, _by in columns], [by for _h, by in columns]
+    totals = [(sum(v[0] for v in by.values()), sum(v[1] for v in by.values())) for by in tables]
     print('idle memory, %s (MiB; every process of the host, read from the machine\'s /proc)' % label)
-    print('  %-22s' % 'command' + ''.join(' %12s' % (h + ' RSS') for h, _ in columns)
-          + ''.join(' %12s' % (h + ' PSS') for h, _ in columns))
-    commands = sorted(set().union(*(by for _, by in columns)),
-                      key=lambda c: -max(by.get(c, (0, 0))[0] for _, by in columns))
+    print('  %-22s' % 'command' + ''.join(' %12s' % (h + ' RSS') for h in headings)
+          + ''.join(' %12s' % (h + ' PSS') for h in headings))
+    commands = sorted(set().union(*tables),
+                      key=lambda c: -max(by.get(c, (0, 0))[0] for by in tables))
     for command in commands + ['TOTAL']:
-        values = [by.get(command, (0, 0)) for _, by in columns] if command != 'TOTAL' else totals
+        values = [by.get(command, (0, 0)) for by in tables] if command != 'TOTAL' else totals
         print('  %-22s' % command + ''.join(' %12.1f' % (v[0] / 1024.0) for v in values)
               + ''.join(' %12.1f' % (v[1] / 1024.0) for v in values))
     return [t[0] for t in totals]
