@@ -9,7 +9,9 @@ compares the two hosts, then with a deliberate difference (a qemu.conf key,
 guests changed: warnings; a firmware missing: failure). The tests boot the
 small "acpi" guest of tests/guests/ (cached) on them and move VMs from lab1 to
 lab2 with phyllome.os.migrate, run the way a user runs it: a play on the
-source host, the target a qemu+ssh:// URI (fleet_migrate.yml).
+source host, the target a qemu+ssh:// URI (fleet_migrate.yml), and give the
+guests of both the fleet CPU (the guests role, phyllome_guests_cpu: fleet,
+fleet_guests.yml).
 
 Run with `make lab-test` (root).
 """
@@ -33,6 +35,7 @@ ansible_runner = pytest.importorskip('ansible_runner')
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MIGRATE = os.path.join(HERE, 'fleet_migrate.yml')
+FLEET_GUESTS = os.path.join(HERE, 'fleet_guests.yml')
 GUESTS = [sys.executable, os.path.join(ROOT, 'tests', 'guests', 'guests.py')]
 LAB_DIR = os.path.join(ROOT, '.build', 'lab-fleet')
 ENV = dict(os.environ, LAB_DIR=LAB_DIR, LAB_GUESTS='0')
@@ -337,6 +340,42 @@ def test_the_target_unreachable_mid_copy(fleet, tmp_path):
     on_host('lab1', 'virsh -q start %s' % name)
     wait_serial('lab1', name, '^PHYLLOME-GUEST-READY kind=acpi')
     on_host('lab1', 'virsh -q destroy %s && virsh -q undefine %s --remove-all-storage' % (name, name))
+
+
+def test_guests_get_the_same_fleet_cpu(fleet):
+    """phyllome_guests_cpu: fleet on both hosts: the baseline of the two, computed once, in each guest's definition;
+    check mode defines nothing, a second run changes nothing (the guests role, as site.yml runs it)."""
+    hosts = ('lab1', 'lab2')
+
+    def run(ident, cmdline=None):
+        job = fleet(FLEET_GUESTS, cmdline=cmdline, ident=ident)
+        assert job.status == 'successful', job.stdout()
+        return job, {h: job.stats.get('changed', {}).get(h, 0) for h in hosts}
+
+    def cpu(host):
+        found = re.search(r'<cpu .*?</cpu>', on_host(host, 'virsh dumpxml --inactive fleet-cpu'), re.S)
+        return found.group(0) if found else None
+
+    planned, planned_changed = run('fleet-cpu-check', '--check')
+    assert planned_changed == {'lab1': 1, 'lab2': 1}, planned.stdout()
+    assert all('fleet-cpu' not in on_host(h, 'virsh -q list --all --name').split() for h in hosts)
+
+    first, first_changed = run('fleet-cpu-first')
+    assert first_changed == {'lab1': 1, 'lab2': 1}, first.stdout()
+    # one baseline for the group, printed once with what each host holds back
+    baselines = [r for r in first.results() if r.get('task_action') == 'phyllome.os.cpu_baseline' and len(r['res']['hosts']) == 2]
+    assert len(baselines) == 1, first.stdout()
+    assert [h['name'] for h in baselines[0]['res']['hosts']] == ['lab1', 'lab2']
+    assert 'fleet CPU of lab1, lab2: %s' % baselines[0]['res']['cpu']['model'] in first.stdout()
+    cpus = {h: cpu(h) for h in hosts}
+    assert cpus['lab1'] == cpus['lab2'] and "<cpu mode='custom' match='exact'" in cpus['lab1'], cpus
+    assert "<model fallback='forbid'>%s</model>" % baselines[0]['res']['cpu']['model'] in cpus['lab1']
+
+    second, second_changed = run('fleet-cpu-second')
+    assert second_changed == {'lab1': 0, 'lab2': 0}, second.stdout()
+    assert {h: cpu(h) for h in hosts} == cpus
+    for host in hosts:
+        on_host(host, 'virsh -q undefine fleet-cpu')
 
 
 def test_teardown_leaves_nothing(fleet):
