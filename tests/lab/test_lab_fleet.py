@@ -36,6 +36,7 @@ ansible_runner = pytest.importorskip('ansible_runner')
 HERE = os.path.dirname(os.path.abspath(__file__))
 MIGRATE = os.path.join(HERE, 'fleet_migrate.yml')
 FLEET_GUESTS = os.path.join(HERE, 'fleet_guests.yml')
+MIGRATE_PLAYBOOK = os.path.join(ROOT, 'playbooks', 'migrate.yml')
 GUESTS = [sys.executable, os.path.join(ROOT, 'tests', 'guests', 'guests.py')]
 LAB_DIR = os.path.join(ROOT, '.build', 'lab-fleet')
 ENV = dict(os.environ, LAB_DIR=LAB_DIR, LAB_GUESTS='0')
@@ -376,6 +377,43 @@ def test_guests_get_the_same_fleet_cpu(fleet):
     assert {h: cpu(h) for h in hosts} == cpus
     for host in hosts:
         on_host(host, 'virsh -q undefine fleet-cpu')
+
+
+def test_the_migrate_playbook_moves_a_guest_as_awx_runs_it(fleet):
+    """playbooks/migrate.yml through ansible-runner (inventory + extra vars, no terminal): a stopped guest with a
+    qcow2 disk moves lab1 -> lab2 with the playbook's defaults (cold, verify, the source removed); check mode first
+    (nothing moves), a second run changes nothing."""
+    name, disk = 'fleet-playbook', 'fleet-playbook.qcow2'
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', host_path('lab1', '%s/%s' % (IMAGES, disk)), '16M'], check=True)
+    define_guest('lab1', name, disk, start=False)
+    source_disk = sha256('lab1', '%s/%s' % (IMAGES, disk)).split()[0]
+    extravars = {'phyllome_migrate_domain': name, 'phyllome_migrate_source': 'lab1', 'phyllome_migrate_target': 'lab2'}
+
+    def run(ident, cmdline=None):
+        job = fleet(MIGRATE_PLAYBOOK, extravars=extravars, cmdline=cmdline, ident=ident)
+        assert job.status == 'successful', job.stdout()
+        moved = [r['res'] for r in job.results() if r.get('task_action') == 'phyllome.os.migrate']
+        assert [r['host'] for r in job.results() if r.get('task_action') == 'phyllome.os.migrate'] == ['lab1']
+        return job, moved[0]
+
+    planned_job, planned = run('playbook-check', '--check')
+    assert planned['changed'] and planned['plan']['disks'][0]['volume'] == disk, planned
+    assert name in on_host('lab1', 'virsh -q list --all --name').split()
+    assert name not in on_host('lab2', 'virsh -q list --all --name').split()
+
+    job, moved = run('playbook-move')
+    assert moved['changed'] and moved['state'] == 'migrated', moved
+    assert moved['copied'] and all(c['verified'] for c in moved['copied']), moved['copied']
+    assert '%s to lab2: migrated' % name in job.stdout()
+    assert name not in on_host('lab1', 'virsh -q list --all --name').split()
+    assert on_host('lab1', 'ls %s/%s 2>/dev/null; true' % (IMAGES, disk)) == ''
+    assert on_host('lab2', 'virsh domstate %s' % name).strip() == 'shut off'
+    assert sha256('lab2', '%s/%s' % (IMAGES, disk)).split()[0] == source_disk
+
+    again_job, again = run('playbook-again')
+    assert not again['changed'] and again['actions'] == [], again
+    assert again_job.stats.get('changed', {}) == {}, again_job.stats
+    on_host('lab2', 'virsh -q undefine %s --remove-all-storage' % name)
 
 
 def test_teardown_leaves_nothing(fleet):
