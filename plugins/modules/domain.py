@@ -44,8 +44,8 @@ description:
     and USB and PCI hostdevs attached and detached (C(virDomainAttachDeviceFlags), C(virDomainDetachDeviceFlags)),
     a CD/DVD or floppy medium, a NIC's link state and bandwidth (C(virDomainUpdateDeviceFlags)). The rest of the
     change is stored with the define and waits for the next boot; RV(restart_required) says so until then, and
-    O(apply=restart) restarts it. RV(differences) gives each difference its class (V(live), V(next_boot),
-    V(recreate)) and what was done. A change the hypervisor refuses on the running guest is stored for the next
+    O(apply=restart) restarts it. RV(differences) gives each difference its class (V(live) or V(next_boot))
+    and what was done. A change the hypervisor refuses on the running guest is stored for the next
     boot instead, with libvirt's reason (check mode cannot know a refusal in advance and predicts V(live))."
   - "With O(model), sections the model writes belong to it: a section or device the model no longer
     produces (the C(memoryBacking) once the last virtiofs share is gone, a TPM after O(model.tpm=false))
@@ -266,6 +266,21 @@ options:
             (C(pc-q35-7.2)), which is then kept.
         type: str
         default: q35
+      pcie_root_ports:
+        description:
+          - "The number of PCI Express root ports (C(<controller type='pci' model='pcie-root-port'/>)) of a
+            q35 machine, as virt-install adds them (its C(--controller num_pcie_root_ports=N), 14 by default). libvirt
+            plugs the model's PCI Express devices into them (a virtio disk, NIC, balloon, RNG, the USB and
+            virtio-serial controllers...) and adds more of its own when they run out; the ports left free take
+            the disks, NICs and hostdevs attached to the running guest (O(apply=live)): slots of the root bus
+            itself take none. The Linux model's own devices use about 8 of them."
+          - A domain with at least this many root ports (libvirt's own included) has what it needs. A higher
+            number adds ports, which the running guest gets at its next boot. A lower one removes none (a
+            port may hold a device).
+          - Default V(14) on a q35 machine. Other machines (V(pc)) have none, their PCI root bus takes
+            hot-plugged devices itself. V(0) leaves the ports to libvirt (one free port, for one hot-plugged
+            device).
+        type: int
       firmware:
         description:
           - V(efi) (UEFI, chosen by libvirt's firmware auto-selection) or V(bios) (SeaBIOS).
@@ -948,17 +963,18 @@ differences:
     class:
       description:
         - V(live) when libvirt can apply it to the running guest, V(next_boot) when the guest sees it only at its
-          next boot, V(recreate) when only a new domain can have it (its uuid).
+          next boot. No difference needs a new domain: libvirt changes any part of a definition in place,
+          and another uuid for an existing name is refused (an error) before anything changes.
         - For a domain that is not running, everything is V(next_boot) (it sees it when it starts).
       type: str
-      choices: [live, next_boot, recreate]
+      choices: [live, next_boot]
     done:
       description:
         - V(applied) to the running guest and the stored definition; V(defined) in the stored definition only
           (the guest sees it at its next boot, or start); V(waiting) when the guest has not released a detached
-          device within O(detach_timeout) (already out of the definition); V(not_done) for a V(recreate).
+          device within O(detach_timeout) (already out of the definition).
       type: str
-      choices: [applied, defined, waiting, not_done]
+      choices: [applied, defined, waiting]
     reason:
       description: Why a change is not live (libvirt's own words when the running guest refused it), else null.
       type: str

@@ -179,8 +179,8 @@ results:
       elements: str
     differences:
       description:
-        - Each difference with its class (V(live), V(next_boot), V(recreate)), what was done with it (V(applied),
-          V(defined), V(waiting), V(not_done)) and why it is not live, as in M(phyllome.os.domain)'s result.
+        - Each difference with its class (V(live), V(next_boot)), what was done with it (V(applied),
+          V(defined), V(waiting)) and why it is not live, as in M(phyllome.os.domain)'s result.
       type: list
       elements: dict
       sample:

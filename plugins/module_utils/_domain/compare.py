@@ -24,7 +24,7 @@ import decimal
 from ansible_collections.phyllome.os.plugins.module_utils._common.device_ids import parse_usb_address
 from ansible_collections.phyllome.os.plugins.module_utils._common.units import format_bytes, quantity_bytes
 from ansible_collections.phyllome.os.plugins.module_utils._domain.devices import disk_source, hostdev_source, interface_source
-from ansible_collections.phyllome.os.plugins.module_utils._domain.options import COMPARE_RULES, CompareRule
+from ansible_collections.phyllome.os.plugins.module_utils._domain.options import COMPARE_RULES, CompareRule, machine_matches
 from ansible_collections.phyllome.os.plugins.module_utils._domain.xml import cpu_set, element_quantity, local_tag, same_number, to_string
 
 # libvirt's element order, used to keep merged XML readable (libvirt itself
@@ -42,9 +42,6 @@ DEVICE_ORDER = (
     'redirfilter', 'hub', 'watchdog', 'memballoon', 'rng', 'panic', 'shmem', 'memory', 'iommu', 'vsock',
     'crypto', 'pstore',
 )
-
-# Versioned machine types libvirt stores for an alias (q35 -> pc-q35-7.2).
-_MACHINE_FAMILIES = {'q35': 'pc-q35-', 'pc': 'pc-i440fx-'}
 
 
 # --- device identity -------------------------------------------------------
@@ -113,6 +110,12 @@ def _controller_model(dev):
     return (dev.get('type'), dev.get('model'))
 
 
+def _controller_family(dev):
+    # A USB controller may change its model in place; a PCI controller's model is what it is (a
+    # pcie-root-port never becomes the SATA or USB controller, nor a pcie-to-pci-bridge).
+    return _controller_model(dev) if dev.get('type') == 'pci' else (dev.get('type'),)
+
+
 def _raw_protocol(current, _desired):
     # <protocol type='raw'/>: the default of a character device's TCP source.
     return current.get('type') == 'raw'
@@ -144,7 +147,8 @@ class DeviceKind:
 
     strong: identity that is unique (a disk's target, a NIC's MAC).
     weak: identity that may repeat (a NIC's network); tried after strong.
-    positional: remaining devices of the kind pair up in order.
+    positional: remaining devices of the kind pair up in order; a function instead of True
+    pairs only devices for which it gives the same value.
     implicit_children: children libvirt adds to a device by itself.
     """
 
@@ -191,10 +195,10 @@ DEVICE_KINDS = {
     'hostdev': DeviceKind(strong=_hostdev_source, implicit_children=('driver',), label=_hostdev_label),
     'filesystem': DeviceKind(strong=_filesystem_target, weak=disk_source, implicit_children=('binary',),
                              label=lambda dev: _attr(dev, 'target', 'dir')),
-    'controller': DeviceKind(strong=_controller_index, weak=_controller_model, positional=True,
+    'controller': DeviceKind(strong=_controller_index, weak=_controller_model, positional=_controller_family,
                              # <master>: a USB companion controller's link to its EHCI.
                              implicit_children=('model', 'target', 'driver', 'master'),
-                             label=lambda dev: '%s %s' % (dev.get('type'), dev.get('index', ''))),
+                             label=lambda dev: '%s %s' % (dev.get('type'), dev.get('index', dev.get('model') or ''))),
     'input': DeviceKind(weak=lambda dev: (dev.get('type'), dev.get('bus')), positional=False,
                         label=lambda dev: '%s %s' % (dev.get('type'), dev.get('bus'))),
     'graphics': DeviceKind(strong=_by('type'), implicit_children=('listen', 'image', 'streaming', 'mouse'),
@@ -329,7 +333,8 @@ def match_devices(desired, current, strong_only=False):
             if name == 'positional':
                 if not kind.positional:
                     continue
-                key_of = None
+                key_of = None if kind.positional is True else kind.positional
+                key = None if key_of is None else key_of(dev)
             else:
                 key_of = {'alias': _user_alias, 'address': _address_key}.get(name) or getattr(kind, name)
                 if key_of is None:
@@ -893,14 +898,6 @@ def _per_member(elements, attribute):
 
 # Attributes that hold a CPU, node, vCPU or I/O thread set.
 _SET_ATTRIBUTES = frozenset(('cpuset', 'nodeset', 'cpus', 'vcpus', 'iothreads'))
-
-
-def machine_matches(wanted, stored):
-    """True when libvirt's stored machine type is `wanted` or its versioned expansion."""
-    if wanted == stored:
-        return True
-    prefix = _MACHINE_FAMILIES.get(wanted, wanted + '-')
-    return stored.startswith(prefix) and stored[len(prefix):][:1].isdigit()
 
 
 # --- public API ------------------------------------------------------------

@@ -11,9 +11,11 @@ definition) and says, for each, its class:
   detaching disks, NICs and hostdevs, a CD/DVD or floppy medium, a NIC's
   link state and bandwidth); the Change carries the LiveOp that does it;
 - `next_boot`: it goes into the definition and the guest sees it at its
-  next boot (everything else);
-- `recreate`: no definition of this domain can hold it (its uuid): only a
-  new domain can.
+  next boot (everything else).
+
+Nothing needs a new domain: libvirt redefines any part of a definition in
+place, and the one part it cannot change, the uuid, is refused before
+(manager._check_identity), so there is no third class.
 
 pending() compares a running domain's stored definition with its live one,
 with the same comparison, to say what waits for the next boot.
@@ -26,13 +28,13 @@ from ansible_collections.phyllome.os.plugins.module_utils._domain.compare import
 from ansible_collections.phyllome.os.plugins.module_utils._domain.secrets import describe
 from ansible_collections.phyllome.os.plugins.module_utils._domain.xml import element_quantity, local_tag, to_string
 
-LIVE, NEXT_BOOT, RECREATE = 'live', 'next_boot', 'recreate'
+LIVE, NEXT_BOOT = 'live', 'next_boot'
 
 # What became of a change (Change.done).
 APPLIED = 'applied'        # running guest and definition
 DEFINED = 'defined'        # in the definition only: the guest sees it at its next boot (or start)
 WAITING = 'waiting'        # asked of the guest, which has not released the device yet
-NOT_DONE = 'not_done'      # check mode, or a recreate
+NOT_DONE = 'not_done'      # until the manager decides (never in a result)
 
 # Devices libvirt's QEMU driver attaches and detaches on a running guest.
 HOTPLUG_DEVICES = ('disk', 'interface', 'hostdev')
@@ -109,8 +111,6 @@ def classify(differences, desired, current):
 def _classify_one(difference, differences, desired, current):
     parts = difference.parts
     top = parts[0].split('[', 1)[0] if parts else ''
-    if top == 'uuid':
-        return Change(difference, RECREATE, reason='a domain keeps its uuid: only a new domain has another one')
     if top == 'currentMemory' and difference.change == 'changed' and len(parts) == 1:
         return _classify_memory(difference, differences, desired, current)
     if top == 'vcpu' and len(parts) == 1:

@@ -392,8 +392,6 @@ def _classify(plan, differences, desired):
     else:
         plan.classified = domain_live.classify(differences, desired, plan.current)
     for change in plan.classified:
-        if change.cls == domain_live.RECREATE:
-            continue
         change.done = domain_live.APPLIED if plan.live and change.cls == domain_live.LIVE else domain_live.DEFINED
 
 

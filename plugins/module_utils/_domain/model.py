@@ -168,6 +168,17 @@ def _firmware(domain, model, host):
             sub(os_elem, 'boot', {'dev': 'cdrom'})
 
 
+def _controllers(domain, model, _host):
+    ports = model.get('pcie_root_ports') or 0
+    if not ports:
+        return
+    # Free ports are what a running q35 guest hot-plugs into; libvirt refuses root ports without pcie-root.
+    devices = _devices(domain)
+    sub(devices, 'controller', {'type': 'pci', 'index': '0', 'model': 'pcie-root'})
+    for _ in range(ports):
+        sub(devices, 'controller', {'type': 'pci', 'model': 'pcie-root-port'})
+
+
 def _memory_backing(domain, model, _host):
     backing = model['memory_backing']
     if not (backing.get('source') or backing.get('access') or backing.get('hugepages')):
@@ -352,6 +363,7 @@ BUILDERS = {
     'memory': _memory,
     'cpu': _cpu,
     'firmware': _firmware,
+    'controllers': _controllers,
     'memory_backing': _memory_backing,
     'tpm': _tpm,
     'disks': _disks,

@@ -24,6 +24,13 @@ CPU_MATCHES = ('exact', 'minimum', 'strict')
 CPU_FEATURE_POLICIES = ('force', 'require', 'optional', 'disable', 'forbid')
 STATES = ('present', 'running', 'shutdown', 'paused', 'absent')
 
+# Versioned machine types libvirt stores for an alias (q35 -> pc-q35-7.2).
+_MACHINE_FAMILIES = {'q35': 'pc-q35-', 'pc': 'pc-i440fx-'}
+
+# pcie-root-port controllers of a q35 model: virt-install's number (14, not 16: QEMU 6.1 failed with 15 or
+# more, qemu#641). libvirt puts the model's devices on them; those left free take hot-plugged devices.
+PCIE_ROOT_PORTS = 14
+
 
 class Option:
     """One option: argument spec, default (fixed or per OS family) and sub-options."""
@@ -243,6 +250,12 @@ MODEL_GROUPS = (
             'os/firmware': CompareRule(),
         }),
     OptionGroup(
+        'controllers', [
+            # At least this many <controller type='pci' model='pcie-root-port'/>; None: PCIE_ROOT_PORTS on q35.
+            Option('pcie_root_ports', type='int'),
+        ],
+        owns=('devices',)),
+    OptionGroup(
         'memory_backing', [
             Option('memory_backing', type='dict', options=(
                 Option('source', choices=('memfd', 'file', 'anonymous')),
@@ -351,6 +364,7 @@ def resolve_model(model, name=None):
     values['cpu'] = _resolve_cpu(values.get('cpu'), values['max_vcpus'])
     if values['firmware'] == 'bios' and values['secure_boot']:
         raise InvalidInput('model.secure_boot needs firmware: efi')
+    values['pcie_root_ports'] = _resolve_pcie_root_ports(values.get('pcie_root_ports'), values['machine'])
     # A section left out is None here (apply_defaults made it {} with its defaults); {} asks for a seed.
     given = (model or {}).get('cloud_init') is not None
     values['cloud_init'] = _resolve_cloud_init(values['cloud_init'], values.get('disks') or [], name) if given else None
@@ -444,6 +458,26 @@ def _resolve_cpu(cpu, vcpus):
                            % (sockets, cores, threads, vcpus))
     cpu.update(sockets=sockets, cores=cores, threads=threads)
     return cpu
+
+
+def machine_matches(wanted, stored):
+    """True when libvirt's stored machine type is `wanted` or its versioned expansion."""
+    if wanted == stored:
+        return True
+    prefix = _MACHINE_FAMILIES.get(wanted, wanted + '-')
+    return stored.startswith(prefix) and stored[len(prefix):][:1].isdigit()
+
+
+def _resolve_pcie_root_ports(ports, machine):
+    q35 = machine_matches('q35', machine)
+    if ports is None:
+        return PCIE_ROOT_PORTS if q35 else 0
+    if ports < 0:
+        raise InvalidInput('model.pcie_root_ports must be 0 or more')
+    if ports and not q35:
+        # Other machines have no PCI Express root: an i440fx (pc) guest hot-plugs into its PCI root bus's slots.
+        raise InvalidInput('model.pcie_root_ports is for q35 machines, not %s' % machine)
+    return ports
 
 
 _DISK_PREFIX = {'virtio': 'vd', 'sata': 'sd', 'scsi': 'sd', 'usb': 'sd'}

@@ -194,7 +194,7 @@ PAIRS = [
     ('virtiofs', _reverse_devices, []),
     ('virtiofs', _remove('memoryBacking'), ['memoryBacking removed']),
     ('virtiofs', _remove("devices/filesystem[2]"), ['devices/filesystem[isos] removed']),
-    ('virtiofs', _remove("devices/interface[2]"), ['devices/interface[52:54:00:5f:be:e3] removed']),
+    ('virtiofs', _remove("devices/interface[2]"), ['devices/interface[52:54:00:56:2c:72] removed']),
     ('virtiofs', _set('os/firmware/feature[2]', 'enabled', 'no'),
      ["os/firmware/feature[secure-boot]: enabled changed from 'yes' to 'no'"]),
     # A fleet CPU: features are matched by name (their order is not a change), their policy is compared,
@@ -380,3 +380,56 @@ def test_scsi_hostdevs_have_an_identity(xml, address):
     stored = parse(xml)
     stored.append(parse("<address type='drive' controller='0' bus='0' target='0' unit='1'/>"))
     assert match_devices([parse(xml)], [stored])[0][0][1] is stored
+
+
+# --- the model's PCI Express root ports ----------------------------------------------------------
+
+def _root_ports(domain):
+    return domain.findall("devices/controller[@model='pcie-root-port']")
+
+
+def test_a_model_domain_defined_before_the_root_ports_gets_the_missing_ones_once():
+    """linux-before-root-ports.libvirt.xml: what libvirt 9.0 stored for the Linux golden before the model
+    had root ports (libvirt added 9 itself, 8 of them used). The model asks for 14: five are added, and no
+    other controller is taken for a root port."""
+    desired = parse_domain(domain_cases.read(domain_cases.golden_path('linux')))
+    stored = parse_domain(domain_cases.read(domain_cases.libvirt_path('linux-before-root-ports')))
+    assert len(_root_ports(stored)) == 9
+    merged, differences = merge(desired, stored, MODEL_OWNED_TAGS)
+    assert [str(d) for d in differences] == ['devices/controller[pci pcie-root-port] added'] * 5
+    assert len(_root_ports(merged)) == 14
+    # The controllers libvirt had stay as they were (indexes, addresses), the devices on their ports too.
+    for controller in stored.findall('devices/controller'):
+        assert any(to_string(controller) == to_string(c) for c in merged.findall('devices/controller'))
+    assert compare(desired, merged, MODEL_OWNED_TAGS) == []
+
+
+def test_root_ports_libvirt_added_beyond_the_model_s_are_left_alone():
+    desired, stored = load('linux')
+    devices = stored.find('devices')
+    for index in (15, 16):
+        extra = copy.deepcopy(_root_ports(stored)[-1])
+        extra.set('index', str(index))
+        devices.append(extra)
+    assert compare(desired, stored, MODEL_OWNED_TAGS) == []
+    fewer = copy.deepcopy(desired)
+    for port in _root_ports(fewer)[4:]:
+        port.getparent().remove(port)
+    assert compare(fewer, stored, MODEL_OWNED_TAGS) == []
+
+
+def test_a_root_port_never_pairs_with_another_controller():
+    desired = parse("<domain><name>d</name><devices><controller type='pci' index='0' model='pcie-root'/>"
+                    "<controller type='pci' model='pcie-root-port'/><controller type='pci' model='pcie-root-port'/>"
+                    "</devices></domain>")
+    stored = parse("<domain><name>d</name><devices><controller type='pci' index='0' model='pcie-root'/>"
+                   "<controller type='pci' index='1' model='pcie-to-pci-bridge'/>"
+                   "<controller type='usb' index='0' model='qemu-xhci'/></devices></domain>")
+    merged, differences = merge(desired, stored)
+    assert [str(d) for d in differences] == ['devices/controller[pci pcie-root-port] added'] * 2
+    assert merged.find("devices/controller[@model='pcie-to-pci-bridge']") is not None
+    assert merged.find("devices/controller[@type='usb']").get('model') == 'qemu-xhci'
+    # A USB controller still changes its model in place.
+    usb = parse("<domain><name>d</name><devices><controller type='usb' model='ich9-ehci1'/></devices></domain>")
+    assert [str(d) for d in compare(usb, stored)] == [
+        "devices/controller[usb ich9-ehci1]: model changed from 'qemu-xhci' to 'ich9-ehci1'"]

@@ -9,7 +9,9 @@ import pytest
 
 from ansible_collections.phyllome.os.plugins.module_utils._domain import live
 from ansible_collections.phyllome.os.plugins.module_utils._domain.compare import merge
+from ansible_collections.phyllome.os.plugins.module_utils._domain.options import MODEL_OWNED_TAGS
 from ansible_collections.phyllome.os.plugins.module_utils._domain.xml import parse_domain
+from ansible_collections.phyllome.os.tests.unit.plugins.module_utils._domain import domain_cases
 
 STORED = '''<domain type='qemu'>
   <name>web</name>
@@ -201,11 +203,6 @@ def test_a_device_libvirt_does_not_plug_waits_for_the_next_boot():
     assert 'rng' in changes[0].reason
 
 
-def test_another_uuid_needs_a_new_domain():
-    changes = classify(_desired(('<name>web</name>', '<name>web</name><uuid>00000000-0000-4000-8000-000000000001</uuid>')))
-    assert summary(changes) == [('uuid', live.RECREATE)]
-
-
 def test_live_ops_run_detach_first_and_each_once():
     stored = _desired(NEW_DISK)
     desired = _desired(NEW_NIC, ("/srv/iso/one.iso", "/srv/iso/two.iso"),
@@ -265,3 +262,12 @@ def test_another_cpu_model_is_pending():
     running = LIVE_XML.replace('<os>', "<cpu mode='custom' match='exact' check='full'><model fallback='forbid'>qemu64"
                                        "</model><feature policy='require' name='hypervisor'/></cpu><os>")
     assert [p['path'] for p in live.pending(parse_domain(stored), parse_domain(running))] == ['cpu/model']
+
+
+def test_root_ports_added_to_a_running_model_domain_wait_for_its_next_boot():
+    desired = parse_domain(domain_cases.read(domain_cases.golden_path('linux')))
+    stored = parse_domain(domain_cases.read(domain_cases.libvirt_path('linux-before-root-ports')))
+    _merged, differences = merge(desired, stored, MODEL_OWNED_TAGS)
+    changes = live.classify(differences, desired, stored)
+    assert summary(changes) == [('devices/controller[pci pcie-root-port]', live.NEXT_BOOT)] * 5
+    assert all('controller' in c.reason for c in changes)

@@ -182,6 +182,27 @@ def test_a_vcpu_is_added_to_the_running_domain_and_its_definition(client, name, 
     assert again['changed'] is False and again['restart_required'] is False and again['differences'] == []
 
 
+def test_a_vcpu_is_removed_from_the_running_domain_and_its_definition(client, name, image):
+    run(client, name=name, model=model(image, vcpus=2, max_vcpus=2), state='running')
+    before = client.called[:]
+    wanted = model(image, vcpus=1, max_vcpus=2)
+    predicted = run(client, check=True, name=name, model=wanted)
+    assert client.called == before
+    real = run(client, name=name, model=wanted)
+    assert client.called[len(before):] == ['set_vcpus_live', 'define', 'set_metadata']
+    assert predicted['actions'] == real['actions'] == [
+        'set the vCPUs of running domain %s to 1 (live and in its definition)' % name,
+        'update the definition of domain %s' % name]
+    assert predicted['differences'] == real['differences'] == [
+        {'change': "vcpu: current changed from unset to '1'", 'path': 'vcpu', 'class': 'live', 'done': 'applied',
+         'reason': None}]
+    assert real['restart_required'] is False
+    # VIR_DOMAIN_AFFECT_LIVE (1) and VIR_DOMAIN_AFFECT_CONFIG (2)
+    assert client.lookup(name).vcpusFlags(1) == 1 and client.lookup(name).vcpusFlags(2) == 1
+    again = run(client, name=name, model=wanted)
+    assert again['changed'] is False and again['restart_required'] is False and again['differences'] == []
+
+
 def test_what_the_hypervisor_refuses_waits_for_the_next_boot_with_its_reason(client, name, image):
     # libvirt's test driver takes a memory change for the guest or for the definition, not both at once.
     run(client, name=name, model=model(image, memory=512, max_memory=1024), state='running')

@@ -162,3 +162,10 @@ def test_cpu_features_in_a_host_mode():
     cpu = _build({'cpu': {'model': 'EPYC', 'match': 'minimum', 'fallback': 'allow', 'vendor': 'AMD'}}).find('cpu')
     assert cpu.attrib == {'mode': 'custom', 'match': 'minimum'}
     assert cpu.find('model').attrib == {'fallback': 'allow'} and cpu.find('vendor').text == 'AMD'
+
+
+@pytest.mark.parametrize('ports, machine, found', [(14, 'q35', 14), (3, 'q35', 3), (0, 'q35', 0), (None, 'pc', 0)])
+def test_root_ports_come_with_pcie_root(ports, machine, found):
+    domain = build_domain('d', resolve_model({'pcie_root_ports': ports, 'machine': machine}), HostContext())
+    assert len(domain.findall("devices/controller[@model='pcie-root-port']")) == found
+    assert len(domain.findall("devices/controller[@model='pcie-root'][@index='0']")) == (1 if found else 0)

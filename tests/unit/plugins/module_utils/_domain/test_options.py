@@ -169,10 +169,24 @@ def test_graphics_listen_defaults_never_reach_the_network():
     ({'graphics': {'type': 'vnc', 'gl': True}}, 'gl needs type: spice'),
     ({'graphics': {'type': 'vnc', 'listen': 'none'}}, 'vnc needs a listen address'),
     ({'graphics': {'gl': True}, 'video': 'qxl'}, 'gl needs video: virtio'),
+    ({'pcie_root_ports': -1}, 'must be 0 or more'),
+    ({'machine': 'pc', 'pcie_root_ports': 4}, 'for q35 machines, not pc'),
 ])
 def test_bad_values_are_rejected_clearly(model, message):
     with pytest.raises(InvalidInput, match=message):
         resolve_model(model)
+
+
+@pytest.mark.parametrize('model, ports', [
+    ({}, 14),
+    ({'machine': 'pc-q35-7.2'}, 14),
+    ({'pcie_root_ports': 4}, 4),
+    ({'pcie_root_ports': 0}, 0),
+    ({'machine': 'pc'}, 0),
+    ({'machine': 'pc-i440fx-7.2', 'pcie_root_ports': 0}, 0),
+])
+def test_pcie_root_ports_per_machine(model, ports):
+    assert resolve_model(model)['pcie_root_ports'] == ports
 
 
 def test_a_cloud_init_seed_is_a_read_only_cdrom_in_the_pool_of_the_first_volume():
