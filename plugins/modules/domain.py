@@ -963,8 +963,8 @@ differences:
     class:
       description:
         - V(live) when libvirt can apply it to the running guest, V(next_boot) when the guest sees it only at its
-          next boot. No difference needs a new domain: libvirt changes any part of a definition in place,
-          and another uuid for an existing name is refused (an error) before anything changes.
+          next boot. No difference needs a new domain (libvirt changes any part of a definition in place), and
+          another uuid for an existing name is refused (an error) before anything changes.
         - For a domain that is not running, everything is V(next_boot) (it sees it when it starts).
       type: str
       choices: [live, next_boot]
