@@ -175,7 +175,7 @@ def _controllers(domain, model, _host):
     # Free ports are what a running q35 guest hot-plugs into; libvirt refuses root ports without pcie-root.
     devices = _devices(domain)
     sub(devices, 'controller', {'type': 'pci', 'index': '0', 'model': 'pcie-root'})
-    for _ in range(ports):
+    for _port in range(ports):
         sub(devices, 'controller', {'type': 'pci', 'model': 'pcie-root-port'})
 
 
