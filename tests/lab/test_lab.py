@@ -104,31 +104,40 @@ def certtool(*args):
     return sh('certtool', '--no-text', *args)
 
 
+def make_pki(directory, templates):
+    """A throwaway CA (never anything of the machine) and a certificate of it for each certtool template of
+    `templates` (name: template, without 'ca'): {name: {'key': PEM, 'cert': PEM}}, the CA's under 'ca'."""
+    pem = {}
+    for name, template in dict({'ca': 'cn = Phyllome lab throwaway CA\nca\ncert_signing_key\n'}, **templates).items():
+        (directory / (name + '.info')).write_text(template + 'expiration_days = 2\n')
+        # RSA: libvirt wants key encipherment in a server certificate, which an ECDSA key cannot offer
+        certtool('--generate-privkey', '--bits', '2048', '--outfile', str(directory / (name + '-key.pem')))
+        if name == 'ca':
+            certtool('--generate-self-signed', '--load-privkey', str(directory / 'ca-key.pem'), '--template',
+                     str(directory / 'ca.info'), '--outfile', str(directory / 'ca-cert.pem'))
+        else:
+            certtool('--generate-certificate', '--load-privkey', str(directory / (name + '-key.pem')), '--load-ca-certificate',
+                     str(directory / 'ca-cert.pem'), '--load-ca-privkey', str(directory / 'ca-key.pem'), '--template',
+                     str(directory / (name + '.info')), '--outfile', str(directory / (name + '-cert.pem')))
+        pem[name] = {kind: (directory / ('%s-%s.pem' % (name, kind))).read_text() for kind in ('key', 'cert')}
+    return pem
+
+
+def server_template(host):
+    return 'organization = Phyllome lab\ncn = %s\ndns_name = %s\ntls_www_server\nencryption_key\nsigning_key\n' % (host, host)
+
+
+def client_template(cn):
+    return 'organization = Phyllome lab\ncn = %s\ntls_www_client\nencryption_key\nsigning_key\n' % cn
+
+
 @pytest.fixture(scope='module')
 def tls(tmp_path_factory):
     """A throwaway CA of this test (never anything of the machine): the host's server and client certificates, and
     an intruder's client certificate from the same CA with a DN the host does not let in. The host role's variables
     turn libvirt over TLS on in every job of the lab."""
-    d = tmp_path_factory.mktemp('tls')
-    templates = {
-        'ca': 'cn = Phyllome lab throwaway CA\nca\ncert_signing_key\n',
-        'server': 'organization = Phyllome lab\ncn = %s\ndns_name = %s\ntls_www_server\nencryption_key\nsigning_key\n' % (HOST, HOST),
-        'client': 'organization = Phyllome lab\ncn = %s\ntls_www_client\nencryption_key\nsigning_key\n' % HOST,
-        'intruder': 'organization = Phyllome lab\ncn = intruder\ntls_www_client\nencryption_key\nsigning_key\n',
-    }
-    pem = {}
-    for name, template in templates.items():
-        (d / (name + '.info')).write_text(template + 'expiration_days = 2\n')
-        # RSA: libvirt wants key encipherment in a server certificate, which an ECDSA key cannot offer
-        certtool('--generate-privkey', '--bits', '2048', '--outfile', str(d / (name + '-key.pem')))
-        if name == 'ca':
-            certtool('--generate-self-signed', '--load-privkey', str(d / 'ca-key.pem'), '--template', str(d / 'ca.info'),
-                     '--outfile', str(d / 'ca-cert.pem'))
-        else:
-            certtool('--generate-certificate', '--load-privkey', str(d / (name + '-key.pem')), '--load-ca-certificate',
-                     str(d / 'ca-cert.pem'), '--load-ca-privkey', str(d / 'ca-key.pem'), '--template', str(d / (name + '.info')),
-                     '--outfile', str(d / (name + '-cert.pem')))
-        pem[name] = {kind: (d / ('%s-%s.pem' % (name, kind))).read_text() for kind in ('key', 'cert') if (d / ('%s-%s.pem' % (name, kind))).exists()}
+    pem = make_pki(tmp_path_factory.mktemp('tls'), {
+        'server': server_template(HOST), 'client': client_template(HOST), 'intruder': client_template('intruder')})
     extravars = {
         'phyllome_host_libvirt_tls': True,
         'phyllome_host_libvirt_tls_ca_cert': pem['ca']['cert'],

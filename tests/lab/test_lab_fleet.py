@@ -29,7 +29,7 @@ import time
 
 import pytest
 
-from test_lab import HOSTS, ROOT, SITE, Job
+from test_lab import HOSTS, ROOT, SITE, Job, client_template, make_pki, server_template
 
 ansible_runner = pytest.importorskip('ansible_runner')
 
@@ -37,6 +37,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 MIGRATE = os.path.join(HERE, 'fleet_migrate.yml')
 FLEET_GUESTS = os.path.join(HERE, 'fleet_guests.yml')
 MIGRATE_PLAYBOOK = os.path.join(ROOT, 'playbooks', 'migrate.yml')
+FLEET_TLS = os.path.join(HERE, 'fleet_tls.yml')
 GUESTS = [sys.executable, os.path.join(ROOT, 'tests', 'guests', 'guests.py')]
 LAB_DIR = os.path.join(ROOT, '.build', 'lab-fleet')
 ENV = dict(os.environ, LAB_DIR=LAB_DIR, LAB_GUESTS='0')
@@ -413,6 +414,41 @@ def test_the_migrate_playbook_moves_a_guest_as_awx_runs_it(fleet):
     again_job, again = run('playbook-again')
     assert not again['changed'] and again['actions'] == [], again
     assert again_job.stats.get('changed', {}) == {}, again_job.stats
+    on_host('lab2', 'virsh -q undefine %s --remove-all-storage' % name)
+
+
+def test_migrate_over_tls_from_lab1_to_lab2(fleet, tmp_path):
+    """libvirt over TLS on both hosts (the host role, each host its own server and client certificates of a CA this
+    test makes, each host's client DN let in by the other): lab1 reaches lab2 as qemu+tls://lab2/system, and
+    playbooks/migrate.yml with phyllome_migrate_transport: tls moves a stopped guest over it."""
+    hosts = ('lab1', 'lab2')
+    templates = {}
+    for host in hosts:
+        templates.update({host + '-server': server_template(host), host + '-client': client_template(host)})
+    pem = make_pki(tmp_path, templates)
+    fleet_tls = {'ca_cert': pem['ca']['cert'], 'allowed_dn_list': ['O=Phyllome lab,CN=%s' % h for h in hosts], 'hosts': {
+        h: {'server_cert': pem[h + '-server']['cert'], 'server_key': pem[h + '-server']['key'],
+            'client_cert': pem[h + '-client']['cert'], 'client_key': pem[h + '-client']['key']} for h in hosts}}
+    job = fleet(FLEET_TLS, extravars={'fleet_tls': fleet_tls}, ident='fleet-tls')
+    assert job.status == 'successful', job.stdout()
+    # no private key in any event of the job
+    events = json.dumps(job.events)
+    assert not [h for h in hosts for kind in ('server', 'client') if pem['%s-%s' % (h, kind)]['key'].splitlines()[5] in events]
+    assert on_host('lab1', 'virsh -c qemu+tls://lab2/system hostname').strip() == 'lab2'
+    assert on_host('lab2', 'virsh -c qemu+tls://lab1/system hostname').strip() == 'lab1'
+
+    name, disk = 'fleet-tls', 'fleet-tls.qcow2'
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', host_path('lab1', '%s/%s' % (IMAGES, disk)), '16M'], check=True)
+    define_guest('lab1', name, disk, start=False)
+    moved_job = fleet(MIGRATE_PLAYBOOK, ident='migrate-tls', extravars={
+        'phyllome_migrate_domain': name, 'phyllome_migrate_source': 'lab1', 'phyllome_migrate_target': 'lab2',
+        'phyllome_migrate_transport': 'tls'})
+    assert moved_job.status == 'successful', moved_job.stdout()
+    moved = [r['res'] for r in moved_job.results() if r.get('task_action') == 'phyllome.os.migrate'][0]
+    assert moved['invocation']['module_args']['target_uri'] == 'qemu+tls://lab2/system', moved['invocation']
+    assert moved['changed'] and moved['state'] == 'migrated' and all(c['verified'] for c in moved['copied']), moved
+    assert name not in on_host('lab1', 'virsh -q list --all --name').split()
+    assert on_host('lab2', 'virsh domstate %s' % name).strip() == 'shut off'
     on_host('lab2', 'virsh -q undefine %s --remove-all-storage' % name)
 
 
