@@ -397,7 +397,7 @@ def test_the_migrate_playbook_moves_a_guest_as_awx_runs_it(fleet):
         assert [r['host'] for r in job.results() if r.get('task_action') == 'phyllome.os.migrate'] == ['lab1']
         return job, moved[0]
 
-    planned_job, planned = run('playbook-check', '--check')
+    planned = run('playbook-check', '--check')[1]
     assert planned['changed'] and planned['plan']['disks'][0]['volume'] == disk, planned
     assert name in on_host('lab1', 'virsh -q list --all --name').split()
     assert name not in on_host('lab2', 'virsh -q list --all --name').split()
