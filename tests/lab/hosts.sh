@@ -355,6 +355,14 @@ stop_host() {
       done
       if kill -0 "$pid" 2>/dev/null; then
         log "  $name did not power off in 30 s: killing it"
+        # The container's init first (systemd-nspawn's child, PID 1 of the container): its end ends every process
+        # of the container, which killing systemd-nspawn alone would leave running. Then systemd-nspawn follows.
+        local child
+        for child in $(ps -o pid= --ppid "$pid"); do kill -KILL "$child" 2>/dev/null || true; done
+        for _ in $(seq 1 20); do
+          kill -0 "$pid" 2>/dev/null || break
+          sleep 0.5
+        done
         kill -KILL "$pid" 2>/dev/null || true
         sleep 1
       fi
