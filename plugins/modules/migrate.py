@@ -175,9 +175,10 @@ notes:
   - Disks must be files that a storage pool of the source lists (any C(dir), C(fs) or C(netfs) pool; define one
     over a directory of images with M(phyllome.os.storage_pool)). Target pools must be directory-backed.
   - The TPM state is read from C(/var/lib/libvirt/swtpm/<uuid>/), where a system libvirtd keeps it.
-  - O(mode=live) needs distinct host UUIDs on the two hosts (libvirt refuses to migrate to the "same host"; set
-    C(host_uuid) in C(libvirtd.conf) of cloned machines) and the target's migration ports (49152-49215) reachable
-    from the source at O(migrate_uri).
+  - O(mode=live) needs distinct host UUIDs on the two hosts (libvirt refuses to migrate to the "same host"; give
+    cloned machines one each with the C(phyllome_host_libvirt_host_uuid) variable of the C(phyllome.os.host) role,
+    libvirt's C(host_uuid)) and the target's migration ports (49152-49215) reachable from the source at
+    O(migrate_uri).
   - Copied files take the owner and mode they had on the source (numeric ids); libvirt sets the owner QEMU and
     swtpm need when the domain starts.
 seealso:

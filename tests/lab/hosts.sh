@@ -23,9 +23,10 @@
 # namespaces (169.254.77.0/24, a /30 a pair, never in the machine's
 # namespace), know each other by name (/etc/hosts) and accept each other's
 # SSH key (the lab's own, $LAB_DIR/id_hosts), so that lab1 reaches
-# `qemu+ssh://lab2/system`; each libvirtd has a host UUID of its own (the
-# containers share the machine's SMBIOS one, and libvirt refuses to migrate
-# "to the same host"), and the inventory opens libvirt's migration ports.
+# `qemu+ssh://lab2/system`. Every host gets a libvirt host UUID of its own
+# in the inventory (phyllome_host_libvirt_host_uuid: the containers share
+# the machine's SMBIOS one, and libvirt refuses to migrate "to the same
+# host"), and the inventory opens libvirt's migration ports.
 #
 # Everything started is recorded (pid files, namespace names, mounts) under
 # $LAB_DIR and stopped from those records, never by process name. The caches
@@ -278,12 +279,10 @@ start_host() {
   install -m 0644 "$LAB_DIR/id_hosts.pub" "$root/root/.ssh/id_ed25519.pub"
   chmod 0600 "$root/root/.ssh/authorized_keys"
   chmod 0700 "$root/root/.ssh"
-  # libvirtd's host UUID. Every container reports the machine's one SMBIOS UUID, and libvirt refuses
-  # to migrate a domain "to the same host". Written before libvirt is installed: the package keeps
-  # it (apt's confold), as it keeps any conffile the admin wrote.
-  mkdir -p "$root/etc/libvirt"
-  printf '# Written by tests/lab/hosts.sh: this lab host'"'"'s own UUID (containers share the SMBIOS one)\nhost_uuid = "%s"\n' \
-    "$(cat /proc/sys/kernel/random/uuid)" >"$root/etc/libvirt/libvirtd.conf"
+  # libvirt's host UUID, which the inventory gives the role (phyllome_host_libvirt_host_uuid): every
+  # container reports the machine's one SMBIOS UUID, and libvirt refuses to migrate a domain "to the
+  # same host". Kept with the host, so that the inventory written again says the same.
+  cat /proc/sys/kernel/random/uuid >"$dir/host_uuid"
   install_guest_files "$root"
 
   # Only a namespace of our own: another one of that name belongs to
@@ -437,6 +436,7 @@ write_inventory() {
       echo "          ansible_ssh_common_args: >-"
       echo "            -o ProxyCommand=\"ip netns exec $(netns_of "$name") socat - TCP:127.0.0.1:22\""
       echo "            -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
+      echo "          phyllome_host_libvirt_host_uuid: $(cat "$LAB_DIR/hosts/$name/host_uuid")"
       if [ "$LAB_GUESTS" = 1 ]; then write_guests "$name"; fi
     done
     echo "      vars:"
