@@ -215,7 +215,12 @@ def test_check_mode_on_a_bare_host_runs_to_the_end_and_changes_nothing(lab):
      'phyllome_host_libvirt_tls_server_cert is required'),
     ({'phyllome_host_libvirt_tls_client_key': ''}, 'Refuse incomplete or malformed TLS input',
      'phyllome_host_libvirt_tls_client_cert and phyllome_host_libvirt_tls_client_key go together'),
-], ids=['edition', 'reboot-policy', 'user', 'package-source', 'firewall-port', 'tls-server-cert', 'tls-client-key'])
+    ({'phyllome_host_libvirt_host_uuid': 'lab1'}, 'Refuse a malformed libvirt host UUID', '"lab1" is not a UUID'),
+    # well-formed, but libvirt refuses one digit repeated (and libvirtd would not start)
+    ({'phyllome_host_libvirt_host_uuid': '00000000-0000-0000-0000-000000000000'}, 'Refuse a malformed libvirt host UUID',
+     '"00000000-0000-0000-0000-000000000000" is not a UUID'),
+], ids=['edition', 'reboot-policy', 'user', 'package-source', 'firewall-port', 'tls-server-cert', 'tls-client-key',
+        'host-uuid', 'host-uuid-repeated'])
 def test_bad_input_is_refused_before_anything_changes(lab, extravars, failing_task, message):
     before = etc_fingerprint()
     job = lab(SITE, extravars=extravars, ident='bad-%s' % next(iter(extravars)))

@@ -142,11 +142,15 @@ def migrate(fleet, name, check=False, **options):
 
 
 def test_the_hosts_reach_each_other_over_qemu_ssh(fleet):
-    """lab1 reaches lab2's libvirt by name over the veth link, with the lab's key; each has its own host UUID."""
+    """lab1 reaches lab2's libvirt by name over the veth link, with the lab's key; each has its own host UUID, the one
+    the inventory gave the host role (phyllome_host_libvirt_host_uuid)."""
     assert on_host('lab1', 'virsh -c qemu+ssh://lab2/system hostname').strip() == 'lab2'
     assert on_host('lab2', 'virsh -c qemu+ssh://lab1/system hostname').strip() == 'lab1'
     uuids = {h: re.search(r'<uuid>([^<]+)</uuid>', on_host(h, 'virsh capabilities')).group(1) for h in ('lab1', 'lab2')}
     assert uuids['lab1'] != uuids['lab2'], uuids
+    for host in ('lab1', 'lab2'):
+        with open(os.path.join(LAB_DIR, 'hosts', host, 'host_uuid'), encoding='utf-8') as f:
+            assert uuids[host] == f.read().strip(), uuids
     # the link is the namespaces' own: the machine's namespace has no such address
     assert '169.254.77.' not in subprocess.run(['ip', '-br', 'addr'], check=True, capture_output=True, text=True).stdout
 
