@@ -9,6 +9,7 @@ Run: .venv/bin/pytest -q tests/unit/guests (make units runs it too)
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import os
 import shlex
@@ -21,9 +22,23 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-# The builder lives in tests/guests/ (not a package): import it from there.
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'guests'))
-import guests  # noqa: E402 pylint: disable=wrong-import-position
+
+def _load_builder():
+    """The builder, tests/guests/guests.py (not a package), imported from its path.
+
+    Not `import guests` from sys.path: plain pytest (importlib mode, see
+    tests/unit/pytest.ini) already holds this test directory as the module `guests`.
+    """
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'guests', 'guests.py')
+    spec = importlib.util.spec_from_file_location('phyllome_test_guests', path)
+    module = importlib.util.module_from_spec(spec)
+    # registered first: its dataclasses look their module up while they are made
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+guests = _load_builder()
 
 ARTIFACTS = {'kernel': '/c/vmlinuz', 'initrd': '/c/initrd.img', 'cmdline': 'console=ttyS0 panic=-1'}
 DISK_ARTIFACTS = {'disk': '/c/disk.qcow2', 'ssh_key': '/c/id_ed25519'}
