@@ -1,8 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: Contributors to the phyllome.os collection
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters of the phyllome.os.guests role: what a host's guest list asks of the host before it is converged,
-and the CPU its guests get (phyllome_guests_cpu)."""
+"""Filters of the phyllome.os.guests role: the defaults it passes under every guest, what a host's guest list
+asks of the host before it is converged, and the CPU its guests get (phyllome_guests_cpu)."""
 
 from __future__ import annotations
 
@@ -40,6 +40,21 @@ def _xml_addresses(text, label):
             address = hostdev_source(dev)['address']
             if address:
                 yield address
+
+
+# What the guests role (and playbooks/drift.yml, which compares with it) gives a guest that says nothing.
+_GUESTS_DEFAULTS = {'state': 'running'}
+
+
+def guests_defaults(defaults=None):
+    """The options passed under every guest: phyllome_guests_defaults over the role's own (state running)."""
+    if defaults is None:
+        defaults = {}
+    if not isinstance(defaults, dict):
+        raise AnsibleFilterError('guests_defaults expects a dict (phyllome_guests_defaults), got %s' % type(defaults).__name__)
+    result = dict(_GUESTS_DEFAULTS)
+    result.update(defaults)
+    return result
 
 
 def guests_pci_devices(guests, defaults=None):
@@ -120,4 +135,4 @@ def guests_cpu(guests, defaults=None, cpu='host-model'):
 
 class FilterModule:
     def filters(self):
-        return {'guests_pci_devices': guests_pci_devices, 'guests_cpu': guests_cpu}
+        return {'guests_defaults': guests_defaults, 'guests_pci_devices': guests_pci_devices, 'guests_cpu': guests_cpu}

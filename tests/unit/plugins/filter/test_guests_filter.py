@@ -7,7 +7,7 @@ import pytest
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.phyllome.os.plugins.filter.guests import guests_cpu, guests_pci_devices
+from ansible_collections.phyllome.os.plugins.filter.guests import guests_cpu, guests_defaults, guests_pci_devices
 
 GPU_XML = """<domain type='kvm'><name>gpu</name><devices>
   <hostdev mode='subsystem' type='pci' managed='yes'>
@@ -15,6 +15,25 @@ GPU_XML = """<domain type='kvm'><name>gpu</name><devices>
   </hostdev>
   <hostdev mode='subsystem' type='usb'><source><vendor id='0x046d'/><product id='0xc52b'/></source></hostdev>
 </devices></domain>"""
+
+
+@pytest.mark.parametrize('defaults, expected', [
+    (None, {'state': 'running'}),
+    ({}, {'state': 'running'}),
+    ({'autostart': True}, {'state': 'running', 'autostart': True}),
+    # the inventory's state wins
+    ({'state': 'shutdown', 'model': {'memory': 512}}, {'state': 'shutdown', 'model': {'memory': 512}}),
+], ids=['none', 'empty', 'other-keys', 'own-state'])
+def test_the_defaults_under_every_guest(defaults, expected):
+    given = None if defaults is None else dict(defaults)
+    assert guests_defaults(given) == expected
+    # the input is left as it was
+    assert given == defaults
+
+
+def test_the_defaults_are_a_dict():
+    with pytest.raises(AnsibleFilterError, match='expects a dict'):
+        guests_defaults(['state', 'running'])
 
 
 @pytest.mark.parametrize('guests, defaults, expected', [
