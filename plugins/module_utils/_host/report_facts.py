@@ -76,12 +76,23 @@ def names_by_id(table, field):
     return {entry[field]: name for name, entry in reversed(list(table.items()))}
 
 
+# libvirt's parser (virconf.c) takes both, without escapes: a string ends at its next quote of the same kind.
+_QUOTES = ('"', "'")
+
+
+def _quote_state(quote, char):
+    """The quote a string is open with after `char` ('' outside any string)."""
+    if quote:
+        return '' if char == quote else quote
+    return char if char in _QUOTES else ''
+
+
 def _conf_value(raw):
-    """A libvirt config value as data: "text" as text, a number as int, [ ... ] as a list."""
+    """A libvirt config value as data: "text" or 'text' as text, a number as int, [ ... ] as a list."""
     raw = raw.strip()
     if raw.startswith('['):
         return [_conf_value(item) for item in _split_list(raw.strip('[] \t\n')) if item.strip()]
-    if raw.startswith('"') and raw.endswith('"') and len(raw) > 1:
+    if raw[:1] in _QUOTES and raw.endswith(raw[0]) and len(raw) > 1:
         return raw[1:-1]
     try:
         return int(raw)
@@ -90,11 +101,10 @@ def _conf_value(raw):
 
 
 def _split_list(text):
-    items, current, quoted = [], '', False
+    items, current, quote = [], '', ''
     for char in text:
-        if char == '"':
-            quoted = not quoted
-        if char == ',' and not quoted:
+        quote = _quote_state(quote, char)
+        if char == ',' and not quote:
             items.append(current)
             current = ''
         else:
@@ -103,11 +113,10 @@ def _split_list(text):
 
 
 def _strip_comment(line):
-    quoted = False
+    quote = ''
     for index, char in enumerate(line):
-        if char == '"':
-            quoted = not quoted
-        elif char == '#' and not quoted:
+        quote = _quote_state(quote, char)
+        if char == '#' and not quote:
             return line[:index]
     return line
 
