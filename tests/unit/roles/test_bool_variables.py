@@ -92,12 +92,12 @@ def expressions():
 
 
 def test_the_scan_sees_the_inputs_and_expressions():
-    names = [name for name, _ in bool_inputs()]
+    names = [entry[0] for entry in bool_inputs()]
     assert 'phyllome_host_firewall' in names and 'phyllome_report_html' in names and 'host_report_fail_on_fail' in names
-    assert any('phyllome_host_firewall' in text for _, text in expressions())
+    assert any('phyllome_host_firewall' in entry[1] for entry in expressions())
 
 
-@pytest.mark.parametrize('name, declared', bool_inputs(), ids=[name for name, _ in bool_inputs()])
+@pytest.mark.parametrize('name, declared', bool_inputs(), ids=[entry[0] for entry in bool_inputs()])
 def test_a_bool_input_is_read_through_the_bool_filter(name, declared):
     bare = re.compile(r'(?<![\w.])%s\b(?!%s)' % (re.escape(name), READ_AS_BOOL))
     unread = ['%s: {{ %s }}' % (os.path.relpath(path, ROOT), text.strip())
