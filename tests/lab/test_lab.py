@@ -219,8 +219,11 @@ def test_check_mode_on_a_bare_host_runs_to_the_end_and_changes_nothing(lab):
     # well-formed, but libvirt refuses one digit repeated (and libvirtd would not start)
     ({'phyllome_host_libvirt_host_uuid': '00000000-0000-0000-0000-000000000000'}, 'Refuse a malformed libvirt host UUID',
      '"00000000-0000-0000-0000-000000000000" is not a UUID'),
+    # libvirt's config syntax has no escapes: a value with both kinds of quotes cannot be written
+    ({'phyllome_host_qemu_conf': {'vnc_listen': '127.0.0.1', 'spice_listen': 'both \' and "'}},
+     "Write qemu.conf's values as libvirt reads them", 'both kinds of quotes'),
 ], ids=['edition', 'reboot-policy', 'user', 'package-source', 'firewall-port', 'tls-server-cert', 'tls-client-key',
-        'host-uuid', 'host-uuid-repeated'])
+        'host-uuid', 'host-uuid-repeated', 'qemu-conf-value'])
 def test_bad_input_is_refused_before_anything_changes(lab, extravars, failing_task, message):
     before = etc_fingerprint()
     job = lab(SITE, extravars=extravars, ident='bad-%s' % next(iter(extravars)))
