@@ -14,7 +14,9 @@ equal digests however it was cut; a hole of gigabytes costs one addition.
 from __future__ import annotations
 
 import hashlib
+import queue
 import struct
+import threading
 
 BLOCK = 64 * 1024
 _ZEROS = bytes(BLOCK)
@@ -79,3 +81,49 @@ class ContentDigest:
             return
         self._hash.update(struct.pack('>Q', offset // BLOCK))
         self._hash.update(block)
+
+
+class BackgroundDigest:
+    """A ContentDigest fed by a thread of its own, so that hashing overlaps the stream's I/O.
+
+    hashlib releases the GIL on each 64 KiB block, so the hashing runs on
+    another core while the caller waits on libvirt. At most `depth` chunks
+    wait (constant memory); data() blocks when the thread is behind.
+    Chunks must not change once handed over (libvirt's are bytes).
+    close() ends the thread without a result (after a failure).
+    """
+
+    def __init__(self, depth=8):
+        self._digest = ContentDigest()
+        self._error = None
+        self._queue = queue.Queue(depth)
+        self._thread = threading.Thread(target=self._work, name='content-digest', daemon=True)
+        self._thread.start()
+
+    def data(self, chunk):
+        self._queue.put((self._digest.data, chunk))
+
+    def hole(self, length):
+        self._queue.put((self._digest.hole, length))
+
+    def hexdigest(self):
+        self.close()
+        if self._error is not None:
+            raise self._error
+        return self._digest.hexdigest()
+
+    def close(self):
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    def _work(self):
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self._error is None:
+                try:
+                    item[0](item[1])
+                except Exception as exc:  # pylint: disable=broad-except  # handed to hexdigest(); the queue drains on
+                    self._error = exc

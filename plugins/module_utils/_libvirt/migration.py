@@ -20,7 +20,7 @@ import threading
 import time
 from xml.sax.saxutils import escape
 
-from ansible_collections.phyllome.os.plugins.module_utils._common.digest import ContentDigest
+from ansible_collections.phyllome.os.plugins.module_utils._common.digest import BackgroundDigest
 from ansible_collections.phyllome.os.plugins.module_utils._common.errors import LibvirtFailure
 from ansible_collections.phyllome.os.plugins.module_utils._libvirt.domain_client import _STREAM_CHUNK as CHUNK
 
@@ -91,9 +91,16 @@ def pool_volume_xmls(client, pool_name):
 
 
 def pool_available(client, pool_name):
-    """Free bytes of a pool (virStoragePoolGetInfo's available), None when libvirt does not say."""
-    info = client._call('cannot read storage pool %s' % pool_name, client._pool(pool_name).info)
+    """Free bytes of a pool now (refreshed first: libvirt's figure is the one of its last refresh), or None."""
+    pool = client._pool(pool_name)
+    client._call('cannot refresh storage pool %s' % pool_name, pool.refresh, 0)
+    info = client._call('cannot read storage pool %s' % pool_name, pool.info)
     return info[3] if info and len(info) > 3 else None
+
+
+def no_space(exc):
+    """Whether a failed copy ran out of space on the target (ENOSPC, as libvirt words it)."""
+    return 'No space left on device' in str(exc)
 
 
 def network_names(client):
@@ -121,7 +128,7 @@ def copy_volume(source, source_pool, source_volume, target, target_pool, target_
     started = clock()
     download = source._call(what, source.conn.newStream, 0)
     upload = target._call(what, target.conn.newStream, 0)
-    digest = ContentDigest()
+    digest = BackgroundDigest()
     data = holes = 0
     try:
         svol = source._volume(source_pool, source_volume)
@@ -140,10 +147,12 @@ def copy_volume(source, source_pool, source_volume, target, target_pool, target_
         download.finish()
         upload.finish()
     except source.libvirt.libvirtError as exc:
+        digest.close()
         source._abort(download)
         target._abort(upload)
         raise LibvirtFailure('%s failed after %d bytes: %s' % (what, data + holes, exc))
     except BaseException:
+        digest.close()
         source._abort(download)
         target._abort(upload)
         raise
@@ -154,7 +163,7 @@ def volume_digest(client, pool_name, volume):
     """The ContentDigest of a volume's bytes, read through a sparse download stream."""
     what = 'checksum of volume %s in pool %s' % (volume, pool_name)
     stream = client._call(what, client.conn.newStream, 0)
-    digest = ContentDigest()
+    digest = BackgroundDigest()
     try:
         vol = client._volume(pool_name, volume)
         vol.download(stream, 0, 0, SPARSE_STREAM)
@@ -165,8 +174,13 @@ def volume_digest(client, pool_name, volume):
                 digest.data(chunk)
         stream.finish()
     except client.libvirt.libvirtError as exc:
+        digest.close()
         client._abort(stream)
         raise LibvirtFailure('%s: %s' % (what, exc), uri=client.uri)
+    except BaseException:
+        digest.close()
+        client._abort(stream)
+        raise
     return digest.hexdigest()
 
 

@@ -27,7 +27,7 @@ from ansible_collections.phyllome.os.plugins.module_utils._libvirt import migrat
 from ansible_collections.phyllome.os.plugins.module_utils._libvirt.capabilities import parse_capabilities
 from ansible_collections.phyllome.os.plugins.module_utils._migrate.plan import (
     SWTPM_PARENT_MODE, TargetFacts, copy_action, create_volume_action, guest_agent_refusal, mb_per_s, plan_cold,
-    pool_permissions, source_volume)
+    pool_full_error, pool_permissions, rollback_words, source_volume)
 
 # How long a rollback waits for a target that stopped answering to come back (its half copy is removed then),
 # trying again every RECONNECT_PAUSE seconds.
@@ -136,6 +136,7 @@ class Migration:
         self.tpm_dir = None
         self.undefine_undo = None
         self.migration = None  # mode=live: what libvirt's completed job moved (plan.live_progress)
+        self.verify_seconds = None  # reading the copies back (verify)
 
     def result(self, state, plan=None, **extra):
         result = {'name': self.name, 'mode': self.params['mode'], 'state': state,
@@ -149,7 +150,8 @@ class Migration:
             result['migration'] = self.migration
             data += self.migration['bytes']
             seconds += self.migration['seconds']
-        result.update(bytes_copied=data, copy_seconds=round(seconds, 3), mb_per_s=mb_per_s(data, seconds))
+        result.update(bytes_copied=data, copy_seconds=round(seconds, 3), mb_per_s=mb_per_s(data, seconds),
+                      verify_seconds=self.verify_seconds)
         result.update(extra)
         return result
 
@@ -169,17 +171,20 @@ class Migration:
         try:
             agent = self._move(plan, src_dom, was_active, start)
         except PhyllomeError as exc:
-            left = self._roll_back()
-            again = ' and running again' if was_active else ''
-            if left:
-                raise type(exc)('migration of %s failed at step "%s": %s; rolling back failed on the target (%s):'
-                                ' remove what is left there of uuid %s before a new attempt'
-                                % (self.name, self.step, exc.msg, '; '.join(left), plan.uuid))
-            raise type(exc)('migration of %s failed at step "%s": %s; rolled back: the source is intact%s, the target'
-                            ' holds nothing of it' % (self.name, self.step, exc.msg, again))
+            self._fail(exc, plan, 'the source is intact%s' % (' and running again' if was_active else ''))
         self._finish_source(plan, src_dom)
         extra = {'guest_agent_seconds': agent} if self.params.get('guest_agent_timeout') else {}
         return self.result('migrated', plan, started=start, seconds=round(self.clock() - self.started, 3), **extra)
+
+    def _fail(self, exc, plan, source_state, live=False):
+        """Roll back after `exc` failed the step in self.step; raise it again, saying what was undone and what is left.
+
+        source_state: how the source is once rolled back (when the rollback worked).
+        """
+        undone, left = self._roll_back()
+        raise type(exc)('%smigration of %s failed at step "%s": %s; %s' % (
+            'live ' if live else '', self.name, self.step, exc.msg,
+            rollback_words(undone, left, source_state, plan.uuid)))
 
     def _settled(self):
         """(the source's domain, the result when there is nothing to move, else None); raises on a conflict."""
@@ -317,9 +322,19 @@ class Migration:
         self.undo.append(([created, created + 1], 'delete volume %s in pool %s on %s'
                           % (tgt_name, tgt_pool, self.params['target_uri']), self.target.delete_volume,
                           (tgt_pool, tgt_name)))
-        copied = self._do('copy', copy_action(src_path, tgt_path, allocation), streams.copy_volume,
-                          self.source, src_pool, src_name, self.target, tgt_pool, tgt_name, self.clock)
+        try:
+            copied = self._do('copy', copy_action(src_path, tgt_path, allocation), streams.copy_volume,
+                              self.source, src_pool, src_name, self.target, tgt_pool, tgt_name, self.clock)
+        except LibvirtFailure as exc:
+            if not streams.no_space(exc):
+                raise
+            raise HostStateError(pool_full_error(tgt_pool, tgt_name, self._available(tgt_pool), None, failure=exc.msg))
         if copied is not None:
+            # libvirt 9.0 may end an upload that ran out of space without an error: the pool's free space says.
+            full = pool_full_error(tgt_pool, tgt_name, streams.pool_available(self.target, tgt_pool),
+                                   copied.data_bytes)
+            if full:
+                raise HostStateError(full)
             self.copies.append({'source': src_path, 'target': tgt_path, 'bytes': copied.data_bytes,
                                 'holes': copied.hole_bytes, 'seconds': round(copied.seconds, 3),
                                 'mb_per_s': mb_per_s(copied.data_bytes, copied.seconds),
@@ -357,6 +372,13 @@ class Migration:
             path = posixpath.join(directory, vol_name)
             self._copy_volume(src_pool, vol_name, tgt_pool, vol_name, facts['physical'] or facts['capacity'] or 0,
                               facts['permissions'], path, path, facts['allocation'])
+
+    def _available(self, pool):
+        """The target pool's free bytes now, None when that cannot be read either (the error is the copy's)."""
+        try:
+            return streams.pool_available(self.target, pool)
+        except PhyllomeError:
+            return None
 
     def _pool_xml(self, client, name):
         return client._call('cannot read storage pool %s' % name, client._pool(name).XMLDesc, 0)
@@ -436,6 +458,7 @@ class Migration:
 
     def _verify(self):
         self.step = 'verify'
+        started = self.clock()
         for copy in self.copies:
             pool, volume = copy['_where']
             found = streams.volume_digest(self.target, pool, volume)
@@ -444,10 +467,11 @@ class Migration:
                                      % (copy['target'], found, copy['sha256']))
         for copy in self.copies:
             copy['verified'] = True
+        self.verify_seconds = round(self.clock() - started, 3)
 
     def _roll_back(self):
-        """Undo the steps done, in reverse; the descriptions of the undos that failed."""
-        left = []
+        """Undo the steps done, in reverse; (the descriptions of the undos done, of those that failed)."""
+        undone, left = [], []
         # The failure may be the target's connection lost (it stopped answering): open it again, waiting up to
         # RECONNECT_SECONDS for it to come back, so that its half copy is removed.
         deadline = self.clock() + RECONNECT_SECONDS
@@ -462,13 +486,12 @@ class Migration:
                     break
                 time.sleep(RECONNECT_PAUSE)
         for index, description, func, args in reversed(self.undo):
-            if not self.recorder.undo(index, description, func, *args):
-                left.append(description)
+            (undone if self.recorder.undo(index, description, func, *args) else left).append(description)
         self.undo = []
         self._close_pools()
         for copy in self.copies:
             copy.pop('_where', None)
-        return left
+        return undone, left
 
     def _undefine_target(self, uuid):
         # Looked up again: the handle of a lost connection is dead (see _roll_back).

@@ -47,9 +47,7 @@ class LiveMigration(Migration):
         try:
             seconds = self._move_live(plan, src_dom, live_xml)
         except PhyllomeError as exc:
-            self._roll_back()
-            raise type(exc)('live migration of %s failed at step "%s": %s; rolled back: it still runs on %s, the'
-                            ' target holds nothing of it' % (self.name, self.step, exc.msg, self.params['source_uri']))
+            self._fail(exc, plan, 'it still runs on %s' % self.params['source_uri'], live=True)
         if seconds is not None:
             # Read before the source copy is undefined; libvirt keeps a completed job's statistics until then.
             try:

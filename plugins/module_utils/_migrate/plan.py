@@ -32,6 +32,14 @@ NVRAM_DIR = '/var/lib/libvirt/qemu/nvram'
 SWTPM_PARENT_MODE = '0711'
 # The virtio-serial port name of the QEMU guest agent's channel.
 GUEST_AGENT_CHANNEL = 'org.qemu.guest_agent.0'
+# Room a target pool must have beyond the disks' data before a copy starts: 1 % of it (rounded up to a MiB) plus
+# 16 MiB (the file
+# system's own blocks for the new files, and what else writes there while the copy runs).
+SPACE_MARGIN_PERCENT = 1
+SPACE_MARGIN_BYTES = 16 * 1024 ** 2
+# A target pool with less free space than this after a copy has filled up during it: libvirt 9.0 can report an
+# upload that ran out of space as complete (docs/decisions/migration.md), so such a copy is not trusted.
+FULL_BELOW = 1024 ** 2
 
 
 class TargetFacts:
@@ -226,6 +234,12 @@ def _written(disk):
     return min(disk['allocation'] or 0, disk['physical'] or disk['allocation'] or 0)
 
 
+def space_margin(data):
+    """The room a target pool keeps beyond `data` bytes of copies (SPACE_MARGIN_PERCENT and SPACE_MARGIN_BYTES)."""
+    mib = 1024 ** 2
+    return -(-data * SPACE_MARGIN_PERCENT // (100 * mib)) * mib + SPACE_MARGIN_BYTES  # the 1 % rounded up to a MiB
+
+
 def _space_refusals(disks, target):
     needed = {}
     for disk in disks:
@@ -233,10 +247,31 @@ def _space_refusals(disks, target):
     refusals = []
     for pool, size in sorted(needed.items()):
         free = target.available.get(pool)
-        if free is not None and size > free:
-            refusals.append('pool %s of the target has %s free, the disks need %s'
-                            % (pool, format_bytes(free), format_bytes(size)))
+        if free is not None and size + space_margin(size) > free:
+            refusals.append('pool %s of the target has %s free, the disks need %s (%s of data on the source plus a'
+                            ' margin of %s: 1%% and 16 MiB)' % (pool, format_bytes(free),
+                                                               format_bytes(size + space_margin(size)),
+                                                               format_bytes(size), format_bytes(space_margin(size))))
     return refusals
+
+
+def pool_full_error(pool, volume, available, sent, failure=None):
+    """The error of a copy into `pool` that ran out of space, None when the pool still has room after it.
+
+    available: the pool's free bytes just after the copy (refreshed);
+    sent: data bytes the stream carried (None when it failed: libvirt's
+    error says how far it got); failure: libvirt's error when the upload
+    failed with ENOSPC (the pool is full then, whatever it says now).
+    """
+    if failure is None and (available is None or available >= FULL_BELOW):
+        return None
+    words = 'pool %s of the target filled up during the copy of volume %s (%s free' % (
+        pool, volume, format_bytes(available) if available is not None else 'unknown')
+    words += ' after %s of data were sent)' % format_bytes(sent) if sent is not None else ' now)'
+    if failure is not None:
+        return '%s: %s' % (words, failure)
+    return ('%s; libvirt can report an upload that ran out of space as complete, so this copy is not trusted'
+            % words)
 
 
 def _target_dev(dev):
@@ -370,3 +405,16 @@ def live_progress(stats):
     return {'bytes': stats['data_processed'], 'memory_bytes': stats.get('memory_processed'),
             'disk_bytes': stats.get('disk_processed'), 'seconds': round(seconds, 3),
             'mb_per_s': mb_per_s(stats['data_processed'], seconds), 'downtime_ms': stats.get('downtime')}
+
+
+def rollback_words(undone, left, source_state, uuid):
+    """What the error of a failed migration (cold or live) says of its rollback: what was undone, what is left.
+
+    undone, left: the descriptions of the undo steps that worked and of those
+    that failed; source_state: how the source is once everything was undone.
+    """
+    did = ' (undone: %s)' % '; '.join(undone) if undone else ''
+    if left:
+        return ('rolled back%s, except: %s; remove what is left of uuid %s before a new attempt'
+                % (did, '; '.join(left), uuid))
+    return 'rolled back%s: %s, the target holds nothing of it' % (did, source_state)

@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from ansible_collections.phyllome.os.plugins.module_utils._common.digest import BLOCK, ContentDigest
+from ansible_collections.phyllome.os.plugins.module_utils._common.digest import BLOCK, BackgroundDigest, ContentDigest
 
 
 def digest_of(parts):
@@ -77,3 +77,35 @@ def test_the_digest_is_not_a_plain_sha256_of_the_bytes():
     # It is its own format (block index + non-zero blocks + length): never compared with sha256sum output.
     data = content(2)
     assert digest_of([('data', data)])[0] != hashlib.sha256(data).hexdigest()
+
+
+def feed(digest, parts):
+    for kind, value in parts:
+        if kind == 'data':
+            digest.data(value)
+        else:
+            digest.hole(value)
+    return digest.hexdigest()
+
+
+@pytest.mark.parametrize('seed', range(6))
+def test_the_background_digest_is_the_content_digest(seed):
+    data = content(seed, size=40 * BLOCK + 7)
+    parts = cuts(data, seed)
+    assert feed(BackgroundDigest(depth=2), parts) == digest_of(parts)[0] == digest_of([('data', data)])[0]
+
+
+def test_a_closed_background_digest_ends_its_thread():
+    digest = BackgroundDigest()
+    digest.data(b'x' * BLOCK)
+    digest.close()
+    assert not digest._thread.is_alive()
+    digest.close()  # twice is fine (a failure path after another)
+
+
+def test_an_error_in_the_background_thread_reaches_the_caller():
+    digest = BackgroundDigest(depth=1)
+    for dummy in range(4):  # the queue drains on after the error: the caller never blocks
+        digest.data(12345)  # not bytes
+    with pytest.raises(TypeError):
+        digest.hexdigest()

@@ -44,7 +44,7 @@ def rollback(monkeypatch, down):
     recorder.apply('create volume vm1.qcow2', lambda: None)
     migration.undo.append((0, 'delete volume vm1.qcow2 in pool default on host2', target.delete_volume,
                            ('default', 'vm1.qcow2')))
-    return migration._roll_back(), target, recorder
+    return migration._roll_back()[1], target, recorder
 
 
 def test_the_target_back_in_time_is_cleaned(monkeypatch):
@@ -65,4 +65,4 @@ def test_a_target_that_stays_away_is_named_with_what_is_left(monkeypatch):
 def test_check_mode_never_reconnects():
     recorder = ActionRecorder(check_mode=True)
     target = Target(down=1000)
-    assert cold.Migration(None, target, PARAMS, recorder)._roll_back() == [] and target.attempts == 0
+    assert cold.Migration(None, target, PARAMS, recorder)._roll_back() == ([], []) and target.attempts == 0

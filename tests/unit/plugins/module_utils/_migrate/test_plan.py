@@ -188,11 +188,53 @@ def test_pool_permissions():
     assert mp.pool_permissions("<pool type='dir'><name>p</name><target><path>/x</path></target></pool>") is None
 
 
-def test_a_target_pool_without_room_for_the_data():
-    with pytest.raises(HostStateError) as caught:
-        mp.plan_cold(domain(), sources(), target(available={'default': 512 * 1024}))
-    assert 'pool default of the target has 512 KiB free, the disks need 1 MiB' in caught.value.msg
-    assert mp.plan_cold(domain(), sources(), target(available={'default': 1024 * 1024})).bytes_to_copy == 1024 * 1024
+MIB = 1024 * 1024
+
+
+def test_a_target_pool_without_room_for_the_data_and_its_margin():
+    # 1 MiB of data needs 1 MiB + 1 MiB (1 %, rounded up to a MiB) + 16 MiB.
+    for free in (512 * 1024, 18 * MIB - 1):
+        with pytest.raises(HostStateError) as caught:
+            mp.plan_cold(domain(), sources(), target(available={'default': free}))
+        assert ('pool default of the target has %s free, the disks need 18 MiB (1 MiB of data on the source plus a'
+                ' margin of 17 MiB: 1%% and 16 MiB)' % mp.format_bytes(free)) in caught.value.msg
+    assert mp.plan_cold(domain(), sources(), target(available={'default': 18 * MIB})).bytes_to_copy == MIB
+
+
+@pytest.mark.parametrize('data, margin', [(0, 16 * MIB), (1, 17 * MIB), (100 * MIB, 17 * MIB),
+                                          (100 * MIB + 1, 18 * MIB), (1024 * 1024 * MIB, 10502 * MIB)])
+def test_the_space_margin(data, margin):
+    assert mp.space_margin(data) == margin
+
+
+@pytest.mark.parametrize('available, sent, failure, expected', [
+    (64 * MIB, 8 * MIB, None, None),
+    (mp.FULL_BELOW, 8 * MIB, None, None),
+    (None, 8 * MIB, None, None),  # libvirt does not say: the verify decides
+    (0, 4 * MIB, None, 'pool small of the target filled up during the copy of volume vm1.qcow2 (0 bytes free after'
+                       ' 4 MiB of data were sent); libvirt can report an upload that ran out of space as complete,'
+                       ' so this copy is not trusted'),
+    (4096, None, 'Unable to write /p/vm1.qcow2: No space left on device',
+     'pool small of the target filled up during the copy of volume vm1.qcow2 (4 KiB free now): Unable to write'
+     ' /p/vm1.qcow2: No space left on device'),
+    (None, None, 'No space left on device', 'pool small of the target filled up during the copy of volume vm1.qcow2'
+                                            ' (unknown free now): No space left on device'),
+])
+def test_a_pool_that_filled_up_during_a_copy(available, sent, failure, expected):
+    assert mp.pool_full_error('small', 'vm1.qcow2', available, sent, failure) == expected
+
+
+def test_rollback_words_say_what_was_undone_and_what_is_left():
+    assert mp.rollback_words([], [], 'it still runs on a', 'u1') == (
+        'rolled back: it still runs on a, the target holds nothing of it')
+    assert mp.rollback_words(['delete volume v in pool p on b', 'undefine domain vm1 on b'], [],
+                             'the source is intact and running again', 'u1') == (
+        'rolled back (undone: delete volume v in pool p on b; undefine domain vm1 on b): the source is intact and'
+        ' running again, the target holds nothing of it')
+    assert mp.rollback_words(['start domain vm1 again on a'], ['cannot reach b again within 90 s: down',
+                                                               'undefine domain vm1 on b'], 'x', 'u1') == (
+        'rolled back (undone: start domain vm1 again on a), except: cannot reach b again within 90 s: down;'
+        ' undefine domain vm1 on b; remove what is left of uuid u1 before a new attempt')
 
 
 def test_live_needs_a_running_domain():
