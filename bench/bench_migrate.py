@@ -7,8 +7,8 @@ with its own /var/lib/libvirt), a dir pool on each. For each image, in one run:
 
 - phyllome.os.migrate of a stopped domain with that disk, one task through
   ansible-playbook, with verify (the default: the copy is read back) and
-  without; the module's own copy figures (bytes, seconds, MB/s) beside the
-  task's wall time;
+  without; the module's own copy figures (bytes, seconds, MB/s, and the
+  read-back's seconds) beside the task's wall time;
 - `virsh vol-download | virsh vol-upload` of the same volume through a pipe
   (libvirt's streams without sparseness: a pipe cannot carry holes), and the
   sparse two-step way (`vol-download --sparse` to a file, `vol-upload
@@ -27,7 +27,9 @@ with its own /var/lib/libvirt), a dir pool on each. For each image, in one run:
 Both daemons run on this machine and the module and virsh talk to them over
 unix sockets (the module's bytes go through its own process); scp's go over
 TCP on the veth, encrypted. The qemu+ssh transport is not measured. The
-target of issue 17: within 1.2x of the faster of virsh and scp.
+target of issue 17: within 1.2x of the faster of virsh and scp; the verdict
+takes the module's default (verify on: the copy plus its read-back), since
+that is what a user runs, although neither virsh nor scp checks anything.
 """
 
 from __future__ import annotations
@@ -190,12 +192,15 @@ def main():
                     f.flush()
                     virsh(uris['a'], 'define', f.name)
                 seconds, result = migrate_task(uris, name, verify)
-                copies[verify] = result['copy_seconds']
+                # The module's own work on the data: the copy, plus reading it back when it verifies.
+                copies[verify] = result['copy_seconds'] + (result['verify_seconds'] or 0)
                 allocated = os.stat(os.path.join(work, 'b', vol)).st_blocks * 512
-                rows.append(('%s: phyllome.os.migrate, verify %s' % (kind, 'on' if verify else 'off'), seconds,
-                             'copy %.2f s, %d MB sent, %.0f MB/s of data, %.0f MB/s of image; target allocates %d MB'
-                             % (result['copy_seconds'], result['bytes_copied'] // 10 ** 6, result['mb_per_s'] or 0,
-                                SIZE / result['copy_seconds'] / 1e6, allocated // 10 ** 6)))
+                rows.append(('%s: phyllome.os.migrate, verify %s' % (kind, 'on (default)' if verify else 'off'),
+                             seconds, 'copy %.2f s%s, %d MB sent, %.0f MB/s of data, %.0f MB/s of image; target'
+                             ' allocates %d MB' % (result['copy_seconds'], ' + read-back %.2f s' % result['verify_seconds']
+                                                   if verify else '', result['bytes_copied'] // 10 ** 6,
+                                                   result['mb_per_s'] or 0, SIZE / result['copy_seconds'] / 1e6,
+                                                   allocated // 10 ** 6)))
                 virsh(uris['b'], 'undefine', name)
                 virsh(uris['b'], 'vol-delete', '--pool', 'b', vol)
             # libvirt's own client, through a pipe (no sparseness) and through a sparse file
@@ -245,10 +250,11 @@ def main():
     print()
     missed = False
     for kind, plain, verified in verdicts:
-        # The target is on the copy (bytes/s); the task's wall time adds Ansible's floor and the domain's define.
-        print('%s: our copy / the fastest of virsh and scp = %.2f (verify off), %.2f (verify on); target <= 1.2: %s'
-              % (kind, plain, verified, 'met' if plain <= 1.2 else 'MISSED'))
-        missed = missed or plain > 1.2
+        # The target is on the module's default configuration (verify on: copy + read-back), against copies that
+        # check nothing; the task's wall time adds Ansible's floor and the domain's define. verify off: data only.
+        print('%s: our copy + read-back (verify on, the default) / the fastest of virsh and scp = %.2f; target <= 1.2:'
+              ' %s (verify off, copy only: %.2f)' % (kind, verified, 'met' if verified <= 1.2 else 'MISSED', plain))
+        missed = missed or verified > 1.2
     return 1 if missed else 0
 
 

@@ -19,16 +19,22 @@ description:
     source (a block device, a network disk, an overlay on a backing file), a disk whose pool does not exist on the
     target and is not in O(storage_map), a C(network) interface whose network does not exist on the target and is
     not in O(network_map), or when the target lacks its machine type, UEFI firmware (Secure Boot firmware when it
-    uses it) or TPM emulation (swtpm), as the target's domain capabilities say. Nothing is changed then.
+    uses it) or TPM emulation (swtpm), as the target's domain capabilities say, or when a target pool has not
+    room for the disks going there (its free space, the pool refreshed first, must hold their data (their
+    allocation on the source; holes stay holes) plus a margin of 1% of it, rounded up to a MiB, and 16 MiB). Nothing
+    is changed then; the refusal names the pool and the figures, in check mode too.
   - Then a running domain is shut down (the ACPI power button, up to O(shutdown_timeout) seconds; when it does not
     stop, the task fails and the domain keeps running, unless O(force) powers it off). The domain is defined on the
     target with the same uuid, MAC addresses and XML, the disk paths rewritten to the target pools' directories,
     networks renamed by O(network_map), autostart off. Every disk volume is created in its target pool and filled
     through libvirt volume streams (download on the source, upload on the target), chunk by chunk in constant
-    memory; sparse streams keep holes as holes. The UEFI varstore (C(nvram)) and the swtpm TPM state are copied the
+    memory; sparse streams keep holes as holes. A pool that fills up during a copy (someone else wrote there) fails
+    the step C(copy), naming the pool and its free space; since libvirt 9.0 may end an upload that ran out of space
+    without an error, the pool's free space is read after each copy and less than 1 MiB free fails the step as
+    well. The UEFI varstore (C(nvram)) and the swtpm TPM state are copied the
     same way, through transient directory pools opened over their directories on both hosts and destroyed at the
     end (the files stay). Each copy is read back from the target and its content checksum compared with the
-    source's (O(verify)). Then autostart is set as on the source, and the domain starts on the target when
+    source's (O(verify); the source is hashed while it streams, the target read once more). Then autostart is set as on the source, and the domain starts on the target when
     O(start) says so; with O(guest_agent_timeout), the task then waits until its QEMU guest agent answers there.
     The directories of the TPM state that the target lacks are made as libvirt makes them (C(0711) above the
     state directory, which keeps the source's owner and mode).
@@ -37,7 +43,8 @@ description:
     run it at once.
   - A failure before the source is touched undoes the target's side in reverse (the domain undefined, with what
     was copied of its varstore and TPM state; the volumes deleted) and starts the source domain again if it ran; the
-    error names the step. RV(actions) lists every step and every undo.
+    error names the step, the undo steps done and any that failed (O(mode=live) too). RV(actions) lists every step
+    and every undo.
   - A host that stops answering (its link down in the middle of a copy) is given up after about 30 seconds (libvirt
     keepalive on both connections) rather than when TCP gives up. The undo then opens the target's connection
     again, waiting up to 90 seconds for the target to come back; when it does not, the error says which undo steps
@@ -303,6 +310,11 @@ copy_seconds:
   type: float
 mb_per_s:
   description: bytes_copied / copy_seconds, in MB/s (10^6 bytes); null when nothing was copied.
+  returned: success
+  type: float
+verify_seconds:
+  description: Seconds spent reading the copies back from the target and comparing their checksums (O(verify));
+    null when nothing was verified.
   returned: success
   type: float
 seconds:
