@@ -326,9 +326,11 @@ class Migration:
             copied = self._do('copy', copy_action(src_path, tgt_path, allocation), streams.copy_volume,
                               self.source, src_pool, src_name, self.target, tgt_pool, tgt_name, self.clock)
         except LibvirtFailure as exc:
-            if not streams.no_space(exc):
+            full = pool_full_error(tgt_pool, tgt_name, self._available(tgt_pool), None, failure=exc.msg,
+                                   enospc=streams.no_space(exc))
+            if full is None:
                 raise
-            raise HostStateError(pool_full_error(tgt_pool, tgt_name, self._available(tgt_pool), None, failure=exc.msg))
+            raise HostStateError(full)
         if copied is not None:
             # libvirt 9.0 may end an upload that ran out of space without an error: the pool's free space says.
             full = pool_full_error(tgt_pool, tgt_name, streams.pool_available(self.target, tgt_pool),

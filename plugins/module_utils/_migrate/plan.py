@@ -255,15 +255,17 @@ def _space_refusals(disks, target):
     return refusals
 
 
-def pool_full_error(pool, volume, available, sent, failure=None):
+def pool_full_error(pool, volume, available, sent, failure=None, enospc=False):
     """The error of a copy into `pool` that ran out of space, None when the pool still has room after it.
 
     available: the pool's free bytes just after the copy (refreshed);
     sent: data bytes the stream carried (None when it failed: libvirt's
     error says how far it got); failure: libvirt's error when the upload
-    failed with ENOSPC (the pool is full then, whatever it says now).
+    failed (on a full pool its words vary: ENOSPC, or a broken pipe to the
+    helper that died of it); enospc: that error says ENOSPC (the pool is
+    full then, whatever it says now).
     """
-    if failure is None and (available is None or available >= FULL_BELOW):
+    if not enospc and (available is None or available >= FULL_BELOW):
         return None
     words = 'pool %s of the target filled up during the copy of volume %s (%s free' % (
         pool, volume, format_bytes(available) if available is not None else 'unknown')

@@ -207,21 +207,28 @@ def test_the_space_margin(data, margin):
     assert mp.space_margin(data) == margin
 
 
-@pytest.mark.parametrize('available, sent, failure, expected', [
-    (64 * MIB, 8 * MIB, None, None),
-    (mp.FULL_BELOW, 8 * MIB, None, None),
-    (None, 8 * MIB, None, None),  # libvirt does not say: the verify decides
-    (0, 4 * MIB, None, 'pool small of the target filled up during the copy of volume vm1.qcow2 (0 bytes free after'
-                       ' 4 MiB of data were sent); libvirt can report an upload that ran out of space as complete,'
-                       ' so this copy is not trusted'),
-    (4096, None, 'Unable to write /p/vm1.qcow2: No space left on device',
+@pytest.mark.parametrize('available, sent, failure, enospc, expected', [
+    (64 * MIB, 8 * MIB, None, False, None),
+    (mp.FULL_BELOW, 8 * MIB, None, False, None),
+    (None, 8 * MIB, None, False, None),  # libvirt does not say: the verify decides
+    (0, 4 * MIB, None, False,
+     'pool small of the target filled up during the copy of volume vm1.qcow2 (0 bytes free after 4 MiB of data were'
+     ' sent); libvirt can report an upload that ran out of space as complete, so this copy is not trusted'),
+    (4096, None, 'Unable to write /p/vm1.qcow2: No space left on device', True,
      'pool small of the target filled up during the copy of volume vm1.qcow2 (4 KiB free now): Unable to write'
      ' /p/vm1.qcow2: No space left on device'),
-    (None, None, 'No space left on device', 'pool small of the target filled up during the copy of volume vm1.qcow2'
-                                            ' (unknown free now): No space left on device'),
+    (None, None, 'No space left on device', True, 'pool small of the target filled up during the copy of volume'
+                                                  ' vm1.qcow2 (unknown free now): No space left on device'),
+    # the helper behind the stream died of ENOSPC: libvirt only says its pipe broke; the pool is full
+    (0, None, 'Cannot write data: Broken pipe', False, 'pool small of the target filled up during the copy of'
+                                                       ' volume vm1.qcow2 (0 bytes free now): Cannot write data:'
+                                                       ' Broken pipe'),
+    # another failure, the pool with room: not this error
+    (64 * MIB, None, 'internal error: client socket is closed', False, None),
+    (None, None, 'internal error: client socket is closed', False, None),
 ])
-def test_a_pool_that_filled_up_during_a_copy(available, sent, failure, expected):
-    assert mp.pool_full_error('small', 'vm1.qcow2', available, sent, failure) == expected
+def test_a_pool_that_filled_up_during_a_copy(available, sent, failure, enospc, expected):
+    assert mp.pool_full_error('small', 'vm1.qcow2', available, sent, failure, enospc) == expected
 
 
 def test_rollback_words_say_what_was_undone_and_what_is_left():
