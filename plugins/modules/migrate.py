@@ -30,13 +30,13 @@ description:
     through libvirt volume streams (download on the source, upload on the target), chunk by chunk in constant
     memory; sparse streams keep holes as holes. A pool that fills up during a copy (someone else wrote there) fails
     the step C(copy), naming the pool and its free space; since libvirt 9.0 may end an upload that ran out of space
-    without an error, the pool's free space is read after each copy and less than 1 MiB free fails the step as
-    well. The UEFI varstore (C(nvram)) and the swtpm TPM state are copied the
-    same way, through transient directory pools opened over their directories on both hosts and destroyed at the
-    end (the files stay). Each copy is read back from the target and its content checksum compared with the
-    source's (O(verify); the source is hashed while it streams, the target read once more). Then autostart is set as on the source, and the domain starts on the target when
-    O(start) says so; with O(guest_agent_timeout), the task then waits until its QEMU guest agent answers there.
-    The directories of the TPM state that the target lacks are made as libvirt makes them (C(0711) above the
+    without an error, the pool's free space is read after each copy and less than 1 MiB free fails the step as well.
+    The UEFI varstore (C(nvram)) and the swtpm TPM state are copied the same way, through transient directory pools
+    opened over their directories on both hosts and destroyed at the end (the files stay). Each copy is read back
+    from the target and its content checksum compared with the source's (O(verify); the source is hashed while it
+    streams, the target read once more). Then autostart is set as on the source, and the domain starts on the target
+    when O(start) says so; with O(guest_agent_timeout), the task then waits until its QEMU guest agent answers
+    there. The directories of the TPM state that the target lacks are made as libvirt makes them (C(0711) above the
     state directory, which keeps the source's owner and mode).
   - Only then is the domain undefined on the source, with its varstore and TPM state, and its disk volumes
     deleted; with O(keep_source=true) it stays defined there, stopped, with autostart off, so that two hosts never

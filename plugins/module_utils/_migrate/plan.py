@@ -249,9 +249,9 @@ def _space_refusals(disks, target):
         free = target.available.get(pool)
         if free is not None and size + space_margin(size) > free:
             refusals.append('pool %s of the target has %s free, the disks need %s (%s of data on the source plus a'
-                            ' margin of %s: 1%% and 16 MiB)' % (pool, format_bytes(free),
-                                                               format_bytes(size + space_margin(size)),
-                                                               format_bytes(size), format_bytes(space_margin(size))))
+                            ' margin of %s: 1%% and 16 MiB)'
+                            % (pool, format_bytes(free), format_bytes(size + space_margin(size)), format_bytes(size),
+                               format_bytes(space_margin(size))))
     return refusals
 
 
