@@ -118,11 +118,53 @@ class CopyResult:
         self.digest = digest
 
 
-def copy_volume(source, source_pool, source_volume, target, target_pool, target_volume, clock=time.monotonic):
+# Seconds between two looks at a blocked upload's end (see _finish_upload).
+FINISH_CHECK_SECONDS = 10
+
+
+class _UploadStuck(LibvirtFailure):
+    """The upload's virStreamFinish blocked and `stalled` said why it will not end."""
+
+
+def _finish_upload(target, upload, stalled, what):
+    """upload.finish(), given up when it blocks and stalled() has a reason (libvirt 9.0 may then wait forever).
+
+    With libvirt 9.0, the end of an upload into a pool that ran out of space
+    sometimes never comes: the daemon answers keepalives but not the finish.
+    The call runs in a thread of its own; every FINISH_CHECK_SECONDS it has
+    not returned, stalled() is asked (e.g. whether the target pool is full)
+    and a reason ends the wait: the stream is aborted from another thread
+    (never waited for) and _UploadStuck raised.
+    """
+    outcome = []
+
+    def finish():
+        try:
+            upload.finish()
+            outcome.append(None)
+        except BaseException as exc:  # pylint: disable=broad-except  # handed to the caller's thread
+            outcome.append(exc)
+    thread = threading.Thread(target=finish, name='upload-finish', daemon=True)
+    thread.start()
+    while True:
+        thread.join(FINISH_CHECK_SECONDS if stalled is not None else None)
+        if not thread.is_alive():
+            break
+        reason = stalled()
+        if reason:
+            threading.Thread(target=target._abort, args=(upload,), name='upload-abort', daemon=True).start()
+            raise _UploadStuck('%s: the upload did not end after %s s: %s' % (what, FINISH_CHECK_SECONDS, reason))
+    if outcome[0] is not None:
+        raise outcome[0]
+
+
+def copy_volume(source, source_pool, source_volume, target, target_pool, target_volume, clock=time.monotonic,
+                stalled=None):
     """Stream a volume's bytes from `source` into an existing volume on `target` (overwritten from offset 0).
 
     source, target: DomainClient. Returns a CopyResult; a failure aborts both
-    streams and raises LibvirtFailure naming the volume.
+    streams and raises LibvirtFailure naming the volume. stalled: called
+    while the upload's end blocks, a reason to give up or None (_finish_upload).
     """
     what = 'copy of volume %s (pool %s) to pool %s' % (source_volume, source_pool, target_pool)
     started = clock()
@@ -145,12 +187,15 @@ def copy_volume(source, source_pool, source_volume, target, target_pool, target_
                 digest.data(chunk)
                 data += len(chunk)
         download.finish()
-        upload.finish()
+        _finish_upload(target, upload, stalled, what)
     except source.libvirt.libvirtError as exc:
         digest.close()
         source._abort(download)
         target._abort(upload)
         raise LibvirtFailure('%s failed after %d bytes: %s' % (what, data + holes, exc))
+    except _UploadStuck:
+        digest.close()
+        raise
     except BaseException:
         digest.close()
         source._abort(download)

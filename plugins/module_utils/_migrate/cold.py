@@ -16,6 +16,7 @@ source if it ran; the error names the step.
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import time
 
@@ -26,7 +27,7 @@ from ansible_collections.phyllome.os.plugins.module_utils._domain.xml import par
 from ansible_collections.phyllome.os.plugins.module_utils._libvirt import migration as streams
 from ansible_collections.phyllome.os.plugins.module_utils._libvirt.capabilities import parse_capabilities
 from ansible_collections.phyllome.os.plugins.module_utils._migrate.plan import (
-    SWTPM_PARENT_MODE, TargetFacts, copy_action, create_volume_action, guest_agent_refusal, mb_per_s, plan_cold,
+    FULL_BELOW, SWTPM_PARENT_MODE, TargetFacts, copy_action, create_volume_action, guest_agent_refusal, mb_per_s, plan_cold,
     pool_full_error, pool_permissions, rollback_words, source_volume)
 
 # How long a rollback waits for a target that stopped answering to come back (its half copy is removed then),
@@ -324,10 +325,11 @@ class Migration:
                           (tgt_pool, tgt_name)))
         try:
             copied = self._do('copy', copy_action(src_path, tgt_path, allocation), streams.copy_volume,
-                              self.source, src_pool, src_name, self.target, tgt_pool, tgt_name, self.clock)
+                              self.source, src_pool, src_name, self.target, tgt_pool, tgt_name, self.clock,
+                              functools.partial(self._full, tgt_pool))
         except LibvirtFailure as exc:
-            full = pool_full_error(tgt_pool, tgt_name, self._available(tgt_pool), None, failure=exc.msg,
-                                   enospc=streams.no_space(exc))
+            available = self._available(tgt_pool)
+            full = pool_full_error(tgt_pool, tgt_name, available, None, failure=exc.msg, enospc=streams.no_space(exc))
             if full is None:
                 raise
             raise HostStateError(full)
@@ -375,9 +377,21 @@ class Migration:
             self._copy_volume(src_pool, vol_name, tgt_pool, vol_name, facts['physical'] or facts['capacity'] or 0,
                               facts['permissions'], path, path, facts['allocation'])
 
+    def _full(self, pool):
+        """Why a blocked upload into `pool` will not end (the pool is full), or None (see copy_volume's stalled)."""
+        available = self._available(pool)
+        if available is not None and available < FULL_BELOW:
+            return 'its pool has %d bytes free: No space left on device' % available
+        return None
+
     def _available(self, pool):
-        """The target pool's free bytes now, None when that cannot be read either (the error is the copy's)."""
+        """The target pool's free bytes now, None when that cannot be read either (the error is the copy's).
+
+        The target's connection is opened again first when it was lost:
+        libvirt 9.0 sometimes drops the one of an upload into a full pool.
+        """
         try:
+            self.target.reconnect()
             return streams.pool_available(self.target, pool)
         except PhyllomeError:
             return None
