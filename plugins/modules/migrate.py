@@ -30,7 +30,9 @@ description:
     through libvirt volume streams (download on the source, upload on the target), chunk by chunk in constant
     memory; sparse streams keep holes as holes. A pool that fills up during a copy (someone else wrote there) fails
     the step C(copy), naming the pool and its free space; since libvirt 9.0 may end an upload that ran out of space
-    without an error, the pool's free space is read after each copy and less than 1 MiB free fails the step as well.
+    without an error, the pool's free space is read after each copy and less than 1 MiB free fails the step as
+    well; an upload whose end blocks while its pool is full (libvirt 9.0 then waits forever) is given up after 10
+    seconds.
     The UEFI varstore (C(nvram)) and the swtpm TPM state are copied the same way, through transient directory pools
     opened over their directories on both hosts and destroyed at the end (the files stay). Each copy is read back
     from the target and its content checksum compared with the source's (O(verify); the source is hashed while it
