@@ -1,6 +1,9 @@
 # Copyright: Contributors to the phyllome.os collection
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Runs every benchmark under bench/ (files named bench_*.py), one after the other."""
+"""Runs every benchmark under bench/ (files named bench_*.py), one after the other.
+
+The long ones (LONG) run only when named: `make bench BENCH=scale`.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,8 @@ import runpy
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# about 45 minutes on two cores (lab converges, runs on four hosts, a simulation of 50)
+LONG = ('bench_scale.py',)
 
 
 def main(names):
@@ -17,6 +22,8 @@ def main(names):
     scripts = sorted(glob.glob(os.path.join(HERE, 'bench_*.py')))
     if names:
         scripts = [s for s in scripts if any(n in os.path.basename(s) for n in names)]
+    else:
+        scripts = [s for s in scripts if os.path.basename(s) not in LONG]
     if not scripts:
         print('no benchmark matched')
         return 1
