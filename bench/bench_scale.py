@@ -353,26 +353,23 @@ def main():
 
 
 def extrapolate(lab_rows, sim_rows, floor):
-    """Per host and task: the controller's CPU (simulation) and the latency of one host (lab, one fork)."""
+    """Wall time of a run on many hosts: the larger of one host's latency times the waves of forks (the lab, one
+    host) and the controller's CPU per host times the hosts over its cores (the simulation's largest size)."""
     print('\n== extrapolation (docs/scale.md explains the model) ==')
-    single = next(r for label, r in lab_rows if label.startswith('site, defaults') and r['hosts'] == 1)
-    latency = single['seconds'] / single['tasks']
-    print('  one host, one fork: %.2f s a task (no-op site.yml; floor %.2f)' % (latency, floor))
-    for playbook in ('site, linear', 'report'):
-        rows = [r for label, r in sim_rows if label.startswith(playbook + ',')]
-        if not rows:
+    for playbook, lab_label, sim_label in (('site.yml', 'site, defaults', 'site, linear'), ('report.yml', 'report', 'report')):
+        single = [r for label, r in lab_rows if label.startswith(lab_label) and r['hosts'] == 1]
+        rows = sorted((r for label, r in sim_rows if label.startswith(sim_label + ',')), key=lambda r: r['hosts'])
+        if not single or not rows:
             continue
-        rows.sort(key=lambda r: r['hosts'])
-        cpu_per_host_task = rows[-1]['cpu'] / (rows[-1]['hosts'] * rows[-1]['tasks'])
-        slope = ((rows[-1]['main_rss'] - rows[0]['main_rss']) / (rows[-1]['hosts'] - rows[0]['hosts'])) if len(rows) > 1 else 0.0
-        print('  %s: controller CPU %.3f s per host and task; main process +%.2f MiB per host' % (
-            playbook, cpu_per_host_task, slope))
+        latency, cpu = single[0]['seconds'], rows[-1]['cpu'] / rows[-1]['hosts']
+        slope = (rows[-1]['main_rss'] - rows[0]['main_rss']) / (rows[-1]['hosts'] - rows[0]['hosts']) if len(rows) > 1 else 0.0
+        print('  %s: one host alone %.1f s (%.2f s a task; floor %.2f); the controller %.2f CPU s a host; '
+              'main process %+.2f MiB a host' % (playbook, latency, latency / single[0]['tasks'], floor, cpu, slope))
         for hosts in (100, 1000):
             for forks in (5, 25, 50):
                 for cores in (2, 8):
-                    cpu_bound = hosts * rows[-1]['tasks'] * cpu_per_host_task / cores
-                    latency_bound = rows[-1]['tasks'] * latency * -(-hosts // forks)
-                    print('    %4d hosts, forks %2d, %d cores: %6.0f s (controller-bound %6.0f s, host-latency-bound %6.0f s)' % (
+                    cpu_bound, latency_bound = hosts * cpu / cores, latency * -(-hosts // forks)
+                    print('    %4d hosts, forks %2d, %2d cores: %6.0f s (controller-bound %6.0f s, one host\'s latency %6.0f s)' % (
                         hosts, forks, cores, max(cpu_bound, latency_bound), cpu_bound, latency_bound))
 
 
