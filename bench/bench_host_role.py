@@ -45,7 +45,7 @@ import sys
 import tempfile
 import time
 
-from common import REPO, VENV_BIN, ansible_env
+from common import REPO, VENV_BIN, ansible_env, process_children, read_text
 
 HOSTS = os.path.join(REPO, 'tests', 'lab', 'hosts.sh')
 ROOTFS = os.path.join(REPO, 'tests', 'lab', 'cache', 'rootfs-bookworm')
@@ -106,27 +106,15 @@ def stock_repository(dest):
         subprocess.run(['dpkg-scanpackages', '-m', '.'], cwd=dest, check=True, stdout=packages, stderr=subprocess.DEVNULL)
 
 
-def _read(path):
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
-        return ''
-
-
 def host_processes(name):
     """[(command, rss_kb, pss_kb, cmdline)] of every process of lab host `name`, read from the machine's /proc."""
-    nspawn = int(_read(os.path.join(LAB_ENV['LAB_DIR'], 'hosts', name, 'pid')))
+    nspawn = int(read_text(os.path.join(LAB_ENV['LAB_DIR'], 'hosts', name, 'pid')))
     # the host's init: the process whose PID inside its namespace is 1, under our systemd-nspawn
-    children, namespace = {}, None
-    for pid in filter(str.isdigit, os.listdir('/proc')):
-        stat = _read('/proc/%s/stat' % pid)
-        if stat:
-            children.setdefault(int(stat.rsplit(')', 1)[1].split()[1]), []).append(int(pid))
+    children, namespace = process_children(), None
     todo = [nspawn]
     while todo and namespace is None:
         pid = todo.pop()
-        nspid = [line.split()[1:] for line in _read('/proc/%d/status' % pid).splitlines() if line.startswith('NSpid:')]
+        nspid = [line.split()[1:] for line in read_text('/proc/%d/status' % pid).splitlines() if line.startswith('NSpid:')]
         if pid != nspawn and nspid and nspid[0][-1] == '1':
             namespace = os.readlink('/proc/%d/ns/pid' % pid)
         todo.extend(children.get(pid, []))
@@ -139,12 +127,12 @@ def host_processes(name):
                 continue
         except OSError:
             continue
-        status = dict(line.split(':', 1) for line in _read('/proc/%s/status' % pid).splitlines() if ':' in line)
-        rollup = dict(line.split(':', 1) for line in _read('/proc/%s/smaps_rollup' % pid).splitlines()[1:] if ':' in line)
+        status = dict(line.split(':', 1) for line in read_text('/proc/%s/status' % pid).splitlines() if ':' in line)
+        rollup = dict(line.split(':', 1) for line in read_text('/proc/%s/smaps_rollup' % pid).splitlines()[1:] if ':' in line)
         if 'VmRSS' not in status:
             continue  # a kernel thread, or gone meanwhile
         processes.append((status['Name'].strip(), int(status['VmRSS'].split()[0]), int(rollup.get('Pss', '0 kB').split()[0]),
-                          _read('/proc/%s/cmdline' % pid).replace('\0', ' ').strip()))
+                          read_text('/proc/%s/cmdline' % pid).replace('\0', ' ').strip()))
     return processes
 
 

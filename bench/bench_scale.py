@@ -46,7 +46,7 @@ import time
 
 import yaml
 
-from common import REPO, VENV_BIN, ansible_env, ansible_floor
+from common import REPO, VENV_BIN, ansible_env, ansible_floor, process_children, read_text
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'scale_connection'))
 from phyllome_bench_replay import call_key, comparable, module_call  # noqa: E402  pylint: disable=wrong-import-position
@@ -73,14 +73,6 @@ def lab(*args, check=True):
     return subprocess.run([HOSTS] + list(args), env=dict(os.environ, **LAB_ENV), check=check, capture_output=True, text=True)
 
 
-def _read(path):
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
-        return ''
-
-
 def host_cgroup(host):
     """The cgroup v2 directory of lab host `host` (tests/lab/hosts.sh gives each host one named after its
     namespace; on a hybrid machine it is in the unified hierarchy, which has no memory controller there)."""
@@ -93,12 +85,12 @@ def host_cgroup(host):
 
 def host_cpu_seconds(host):
     """CPU seconds every process of lab host `host` has used (cgroup v2's cpu.stat, there without its controller)."""
-    stat = dict(line.split() for line in _read(os.path.join(host_cgroup(host), 'cpu.stat')).splitlines())
+    stat = dict(line.split() for line in read_text(os.path.join(host_cgroup(host), 'cpu.stat')).splitlines())
     return int(stat['usage_usec']) / 1e6
 
 
 def pss_kb(pid):
-    rollup = dict(line.split(':', 1) for line in _read('/proc/%s/smaps_rollup' % pid).splitlines()[1:] if ':' in line)
+    rollup = dict(line.split(':', 1) for line in read_text('/proc/%s/smaps_rollup' % pid).splitlines()[1:] if ':' in line)
     return int(rollup.get('Pss', '0 kB').split()[0])
 
 
@@ -108,8 +100,8 @@ def host_memory(host):
     for directory, _dirs, files in os.walk(host_cgroup(host)):
         if 'cgroup.procs' not in files:
             continue
-        for pid in _read(os.path.join(directory, 'cgroup.procs')).split():
-            status = dict(line.split(':', 1) for line in _read('/proc/%s/status' % pid).splitlines() if ':' in line)
+        for pid in read_text(os.path.join(directory, 'cgroup.procs')).split():
+            status = dict(line.split(':', 1) for line in read_text('/proc/%s/status' % pid).splitlines() if ':' in line)
             rss += int(status.get('VmRSS', '0 kB').split()[0])
             pss += pss_kb(pid)
     return rss / 1024.0, pss / 1024.0
@@ -127,25 +119,21 @@ class Sampler(threading.Thread):
 
     def run(self):
         while not self.done.wait(0.3):
-            children = {}
-            for pid in filter(str.isdigit, os.listdir('/proc')):
-                stat = _read('/proc/%s/stat' % pid)
-                if stat:
-                    children.setdefault(int(stat.rsplit(')', 1)[1].split()[1]), []).append(int(pid))
+            children = process_children()
             tree, todo = [], [self.pid]
             while todo:
                 pid = todo.pop()
                 tree.append(pid)
                 todo.extend(children.get(pid, []))
-            comm = _read('/proc/%d/comm' % self.pid)
+            comm = read_text('/proc/%d/comm' % self.pid)
             pss = 0
             for pid in tree:
                 value = pss_kb(pid)
                 pss += value
-                if pid != self.pid and pid in children.get(self.pid, []) and _read('/proc/%d/comm' % pid) == comm:
+                if pid != self.pid and pid in children.get(self.pid, []) and read_text('/proc/%d/comm' % pid) == comm:
                     self.worker_pss.append(value)
-            workers = sum(1 for pid in children.get(self.pid, []) if _read('/proc/%d/comm' % pid) == comm)
-            status = dict(line.split(':', 1) for line in _read('/proc/%d/status' % self.pid).splitlines() if ':' in line)
+            workers = sum(1 for pid in children.get(self.pid, []) if read_text('/proc/%d/comm' % pid) == comm)
+            status = dict(line.split(':', 1) for line in read_text('/proc/%d/status' % self.pid).splitlines() if ':' in line)
             self.main_rss = max(self.main_rss, int(status.get('VmRSS', '0 kB').split()[0]))
             self.tree_pss, self.workers = max(self.tree_pss, pss), max(self.workers, workers)
 
@@ -273,7 +261,7 @@ def record(inventory, work):
             continue
         key = call_key(module, arguments)
         with open(os.path.join(replay, key + '.json'), 'w') as f:
-            json.dump({'rc': int(_read(base + '.rc') or 1), 'stdout': _read(base + '.out')}, f)
+            json.dump({'rc': int(read_text(base + '.rc') or 1), 'stdout': read_text(base + '.out')}, f)
         entries = index.setdefault(module, [])
         if all(e['key'] != key for e in entries):
             entries.append({'key': key, 'arguments': comparable(arguments)})
@@ -297,7 +285,7 @@ def sim_inventory(work, lab_inventory, size):
 
 
 def misses(replay):
-    lines = _read(os.path.join(replay, 'misses.log')).splitlines()
+    lines = read_text(os.path.join(replay, 'misses.log')).splitlines()
     open(os.path.join(replay, 'misses.log'), 'w').close()
     return len(lines)
 

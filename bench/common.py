@@ -89,6 +89,25 @@ def ansible_floor(items):
     return elapsed
 
 
+def read_text(path):
+    """A file's text, or '' when it cannot be read (a process gone meanwhile)."""
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ''
+
+
+def process_children():
+    """{parent pid: [child pids]} of every process of the machine, from /proc."""
+    children = {}
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        stat = read_text('/proc/%s/stat' % pid)
+        if stat:
+            children.setdefault(int(stat.rsplit(')', 1)[1].split()[1]), []).append(int(pid))
+    return children
+
+
 def print_table(title, rows):
     """Print rows of (label, seconds, note) aligned, under a title."""
     print('\n== %s ==' % title)

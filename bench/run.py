@@ -13,7 +13,7 @@ import runpy
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-# about 45 minutes on two cores (lab converges, runs on four hosts, a simulation of 50)
+# about an hour on two shared cores (a lab of four hosts, a dozen runs, a simulation of 50 hosts)
 LONG = ('bench_scale.py',)
 
 
