@@ -11,8 +11,9 @@ figures and the settings they lead to.
    own (tests/lab/hosts.sh, LAB_PREFIX phyllome-scale, no guests: TCG guests
    would eat the two cores the measure needs), converged once by site.yml.
    Then no-op re-converges of site.yml and runs of report.yml on 1, 2, ... of
-   them, varying forks, strategy (linear, free), pipelining, serial and fact
-   caching (gathering=smart + the jsonfile cache, filled by a first run).
+   them with Ansible's defaults (forks 5: one wave), and on the largest the
+   variations: strategy free, pipelining, serial [1, 50%] with max fail 0, and
+   fact caching (gathering=smart + the jsonfile cache, filled by a first run).
    Per run: wall time, the controller's CPU (ansible-playbook and every
    process it waited for; ssh's ControlPersist masters detach and are not
    counted), the lab hosts' CPU (their cgroups), the controller's peak memory.
@@ -349,10 +350,16 @@ def extrapolate(lab_rows, sim_rows, floor):
         rows = sorted((r for label, r in sim_rows if label.startswith(sim_label + ',')), key=lambda r: r['hosts'])
         if not single or not rows:
             continue
-        latency, cpu = single[0]['seconds'], rows[-1]['cpu'] / rows[-1]['hosts']
+        latency, alone = single[0]['seconds'], rows[-1]['cpu'] / rows[-1]['hosts']
+        # the controller's CPU per added lab host (ssh included), from the smallest and largest lab runs
+        sizes = sorted((r for label, r in lab_rows if label.startswith(lab_label)), key=lambda r: r['hosts'])
+        spread = sizes[-1]['hosts'] - sizes[0]['hosts']
+        with_ssh = (sizes[-1]['cpu'] - sizes[0]['cpu']) / spread if spread else None
+        cpu = max(alone, with_ssh or 0.0)
         slope = (rows[-1]['main_rss'] - rows[0]['main_rss']) / (rows[-1]['hosts'] - rows[0]['hosts']) if len(rows) > 1 else 0.0
-        print('  %s: one host alone %.1f s (%.2f s a task; floor %.2f); the controller %.2f CPU s a host; '
-              'main process %+.2f MiB a host' % (playbook, latency, latency / single[0]['tasks'], floor, cpu, slope))
+        measured = '%.2f' % with_ssh if with_ssh else 'not measured'
+        print('  %s: one host alone %.1f s (%.2f s a task; floor %.2f); the controller %.2f CPU s a host simulated, %s with '
+              'ssh (lab); main process %+.2f MiB a host' % (playbook, latency, latency / single[0]['tasks'], floor, alone, measured, slope))
         for hosts in (100, 1000):
             for forks in (5, 25, 50):
                 for cores in (2, 8):
