@@ -166,7 +166,8 @@ def run(playbook, inventory, hosts=None, forks=5, env=None, extra=None, lab_host
     cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     recap = {m[0]: [int(x) for x in m[1:]] for m in RECAP.findall(out)}
     if proc.returncode != 0 or not recap or any(r[2] or r[3] for r in recap.values()):
-        raise RuntimeError('%s failed (rc=%d):\n%s\n%s' % (playbook, proc.returncode, out[-4000:], err[-2000:]))
+        failures = '\n'.join(line for line in out.splitlines() if line.startswith(('fatal:', 'failed:')) or 'FAILED!' in line)
+        raise RuntimeError('%s failed (rc=%d):\n%s\n%s\n%s' % (playbook, proc.returncode, failures[-8000:], out[-2000:], err[-2000:]))
     played = [r for h, r in recap.items() if h != 'localhost']
     return {
         'seconds': seconds,
