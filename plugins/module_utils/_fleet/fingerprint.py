@@ -33,6 +33,11 @@ BLOCKING = (
     ('firmware.', 'a UEFI guest needs the same firmware (and varstore template) on the target'),
 )
 
+# Host role variables that name the host's own identity: they differ between
+# hosts by design (libvirt refuses to migrate between two hosts with one host
+# UUID), so they are not part of the fingerprint.
+HOST_SPECIFIC_VARIABLES = frozenset(['phyllome_host_libvirt_host_uuid'])
+
 # Variable names whose values are never shown: their digest is compared instead.
 _SECRET = re.compile(r'(password|passphrase|secret|token|private|(^|_)key$|_keys?_)', re.IGNORECASE)
 
@@ -120,8 +125,9 @@ def compose(cmdline_args=(), cpu=None, domain_types=(), machines=(), firmware=()
 
 
 def variable_entries(variables):
-    """`var.<name>` entries of the role's variables, secrets masked."""
-    return dict(('var.%s' % name, _plain(masked(name, value))) for name, value in sorted((variables or {}).items()))
+    """`var.<name>` entries of the role's variables, secrets masked, the host's own identity left out."""
+    return dict(('var.%s' % name, _plain(masked(name, value))) for name, value in sorted((variables or {}).items())
+                if name not in HOST_SPECIFIC_VARIABLES)
 
 
 def severity(key):

@@ -140,6 +140,14 @@ def test_secret_variables_are_compared_by_digest_never_shown():
     assert fp.masked('phyllome_host_hugepages', 3) == 3
 
 
+def test_the_host_uuid_differs_by_design_and_is_no_drift():
+    one = composed(variables={'phyllome_host_libvirt_host_uuid': 'c645d94f-d336-425a-96ba-4e89f186f916', 'phyllome_host_sshd': True})
+    two = composed(variables={'phyllome_host_libvirt_host_uuid': '232f31d8-06f2-434f-b026-bb765686f38e', 'phyllome_host_sshd': False})
+    drift = fp.fleet_drift({'hv1': one, 'hv2': two})
+    assert [d['key'] for d in drift['differences']] == ['var.phyllome_host_sshd']
+    assert 'var.phyllome_host_libvirt_host_uuid' not in one
+
+
 DOMAINS_CHECK = {
     'changed': True,
     'results': [
