@@ -27,6 +27,8 @@ EOI
 # ident, playbook, limit, then the extra vars as one JSON object
 jobs=(
   "site-serial|site.yml|hv2|{\"phyllome_site_serial\": \"lots\"}"
+  "site-serial-batch|site.yml|hv2|{\"phyllome_site_serial\": [1, \"lots\"]}"
+  "site-serial-batches|site.yml|hv2|{\"phyllome_site_serial\": [1, \"50%\"], \"phyllome_site_max_fail_percentage\": 0}"
   "site-max-fail|site.yml||{\"phyllome_site_max_fail_percentage\": \"half\"}"
   "migrate-missing|migrate.yml||{\"phyllome_migrate_domain\": \"vm1\", \"phyllome_migrate_mode\": \"live\"}"
   "migrate-same-host|migrate.yml||{\"phyllome_migrate_domain\": \"vm1\", \"phyllome_migrate_source\": \"hv1\", \"phyllome_migrate_target\": \"hv1\"}"
@@ -44,6 +46,7 @@ work = sys.argv[1]
 # ident: the task that must fail, and what its message must name
 expected = {
     'site-serial': ("Refuse a phyllome_site_serial that is neither a number nor a percentage", 'phyllome_site_serial'),
+    'site-serial-batch': ("Refuse a phyllome_site_serial that is neither a number nor a percentage", 'phyllome_site_serial'),
     'site-max-fail': ("Check the playbook's variables", 'phyllome_site_max_fail_percentage'),
     'migrate-missing': ("Check the playbook's variables", 'phyllome_migrate_source, phyllome_migrate_target'),
     'migrate-same-host': ('Refuse an unknown host', "source 'hv1', target 'hv1'"),
@@ -65,4 +68,18 @@ for ident, (task, words) in expected.items():
     plays = [e['event_data']['play'] for e in events if e['event'] == 'playbook_on_play_start']
     assert len(plays) == 1, (ident, plays)
     print('%s: refused by "%s", no host reached' % (ident, failed[0]['task']))
+
+# Growing batches (a canary host, then half) pass the checks: the job goes on
+# to its second play and only then meets the host that does not answer.
+artifacts = os.path.join(work, 'artifacts', 'site-serial-batches')
+events = []
+for path in sorted(glob.glob(os.path.join(artifacts, 'job_events', '*.json'))):
+    with open(path) as f:
+        events.append(json.load(f))
+assert not [e for e in events if e['event'] == 'runner_on_failed'], [e['event_data']['task'] for e in events
+                                                                      if e['event'] == 'runner_on_failed']
+plays = [e['event_data']['play'] for e in events if e['event'] == 'playbook_on_play_start']
+assert plays == ["Check the playbook's variables", 'Converge Phyllome OS hosts'], plays
+assert [e for e in events if e['event'] == 'runner_on_unreachable'], 'the second play never reached its host'
+print('site-serial-batches: [1, "50%"] accepted, the converge play started')
 EOP
