@@ -33,8 +33,7 @@ SWTPM_PARENT_MODE = '0711'
 # The virtio-serial port name of the QEMU guest agent's channel.
 GUEST_AGENT_CHANNEL = 'org.qemu.guest_agent.0'
 # Room a target pool must have beyond the disks' data before a copy starts: 1 % of it (rounded up to a MiB) plus
-# 16 MiB (the file
-# system's own blocks for the new files, and what else writes there while the copy runs).
+# 16 MiB (the file system's own blocks for the new files, and what else writes there while the copy runs).
 SPACE_MARGIN_PERCENT = 1
 SPACE_MARGIN_BYTES = 16 * 1024 ** 2
 # A target pool with less free space than this after a copy has filled up during it: libvirt 9.0 can report an
