@@ -57,16 +57,17 @@ def localhost_inventory(directory):
     return path
 
 
-def run_playbook(playbook_text, extra_vars=None, workdir=None, output=False):
+def run_playbook(playbook_text, extra_vars=None, workdir=None, output=False, prefix=()):
     """Run a playbook on localhost; return (seconds, stats) where stats counts changed/failed/ok tasks.
 
     With output=True, return (seconds, stats, the json callback's whole output) to look at items.
+    prefix: argv put before ansible-playbook's (e.g. `ip netns exec NAME`).
     """
     directory = workdir or tempfile.mkdtemp(prefix='phyllome-bench-')
     playbook = os.path.join(directory, 'play-%d.yml' % time.monotonic_ns())
     with open(playbook, 'w') as f:
         f.write(playbook_text)
-    argv = [os.path.join(VENV_BIN, 'ansible-playbook'), '-i', localhost_inventory(directory), playbook]
+    argv = list(prefix) + [os.path.join(VENV_BIN, 'ansible-playbook'), '-i', localhost_inventory(directory), playbook]
     if extra_vars:
         argv += ['-e', json.dumps(extra_vars)]
     start = time.monotonic()

@@ -36,7 +36,8 @@ description:
     The UEFI varstore (C(nvram)) and the swtpm TPM state are copied the same way, through transient directory pools
     opened over their directories on both hosts and destroyed at the end (the files stay). Each copy is read back
     from the target and its content checksum compared with the source's (O(verify); the source is hashed while it
-    streams, the target read once more). Then autostart is set as on the source, and the domain starts on the target
+    streams; the target's copy is hashed there over libvirt's ssh login, or read back through libvirt beside the
+    copy). Then autostart is set as on the source, and the domain starts on the target
     when O(start) says so; with O(guest_agent_timeout), the task then waits until its QEMU guest agent answers
     there. The directories of the TPM state that the target lacks are made as libvirt makes them (C(0711) above the
     state directory, which keeps the source's owner and mode).
@@ -129,8 +130,12 @@ options:
     type: bool
   verify:
     description:
-      - Read every copy back from the target and compare its content checksum with the one of the bytes that left
-        the source, before the source is touched. Costs one more read of the data on the target (holes are free).
+      - Compare the content checksum of every copy on the target with the one of the bytes that left the source,
+        before the source is touched. With O(target_uri) on libvirt's C(ssh) transport, a copy larger than 128 MiB
+        is hashed on the target itself (its C(python3), run over the same ssh login as libvirt's, reads the file
+        libvirt wrote; nothing comes back but the checksum), when that login can read it. Otherwise the copy is
+        read back through libvirt and the link (holes are free), beside the copy, segment by segment. What the
+        verify takes after the copy is RV(verify_seconds). O(mode=live) does not use it.
     type: bool
     default: true
   migrate_uri:
@@ -297,7 +302,9 @@ plan:
     bytes_to_copy: 2147483648
 copied:
   description: One per file copied, with C(source), C(target), C(bytes) (data sent), C(holes) (bytes left as
-    holes), C(seconds), C(mb_per_s), C(sha256) (of the content; see docs/decisions/migration.md) and C(verified).
+    holes), C(seconds), C(mb_per_s), C(sha256) (of the content; see docs/decisions/migration.md), C(verified) and
+    C(verified_by) (C(target) when hashed on the target host over ssh, C(read-back) when read back through
+    libvirt).
   returned: success
   type: list
   elements: dict
@@ -315,10 +322,17 @@ mb_per_s:
   returned: success
   type: float
 verify_seconds:
-  description: Seconds spent reading the copies back from the target and comparing their checksums (O(verify));
-    null when nothing was verified.
+  description: Seconds the verify of the copies (O(verify)) took after their copy had ended (hashing on the
+    target, or what is left of the read-back, whose rest overlaps the copy and is inside RV(copy_seconds)); null
+    when nothing was verified.
   returned: success
   type: float
+verify_notes:
+  description: Why copies were read back through libvirt rather than hashed on the target (O(verify) with a
+    C(qemu+ssh) O(target_uri) whose login cannot read the copies, or a hash there that failed); empty otherwise.
+  returned: success
+  type: list
+  elements: str
 seconds:
   description: Seconds from the first change to the domain defined (and started) on the target.
   returned: when the domain moved
@@ -387,7 +401,8 @@ from ansible_collections.phyllome.os.plugins.module_utils._migrate.cold import a
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    recorder = ActionRecorder(check_mode=module.check_mode)
+    # run_command: the verify's ssh to the target, which hashes a copy there (a read, never in check mode).
+    recorder = ActionRecorder(check_mode=module.check_mode, run_command=module.run_command)
     run_and_exit(module, recorder, run, module.params, recorder, functools.partial(DomainClient.connect, keepalive=True))
 
 

@@ -13,7 +13,9 @@ equal digests however it was cut; a hole of gigabytes costs one addition.
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 import queue
 import struct
 import threading
@@ -77,7 +79,9 @@ class ContentDigest:
         return len(take)
 
     def _hash_block(self, offset, block):
-        if block == _ZEROS:
+        # bytes() first: a memoryview compares element by element (~180 us for 64 KiB of zeros, against ~3 us
+        # for a copy and memcmp); a block that starts with data is told apart at its first byte.
+        if not block[0] and bytes(block) == _ZEROS:
             return
         self._hash.update(struct.pack('>Q', offset // BLOCK))
         self._hash.update(block)
@@ -127,3 +131,62 @@ class BackgroundDigest:
                     item[0](item[1])
                 except Exception as exc:  # pylint: disable=broad-except  # handed to hexdigest(); the queue drains on
                     self._error = exc
+
+
+def file_digest(path, chunk=1024 * 1024):
+    """The ContentDigest of a file's bytes; its holes (SEEK_DATA/SEEK_HOLE) are skipped as a sparse stream skips them."""
+    digest = ContentDigest()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        pos = 0
+        while pos < size:
+            data = _seek(fd, pos, os.SEEK_DATA, size)
+            if data > pos:
+                digest.hole(data - pos)
+                pos = data
+            end = _seek(fd, pos, os.SEEK_HOLE, size)
+            while pos < end:
+                got = os.pread(fd, min(chunk, end - pos), pos)
+                if not got:  # shorter than it was: the digest's length says so
+                    return digest.hexdigest()
+                digest.data(got)
+                pos += len(got)
+    finally:
+        os.close(fd)
+    return digest.hexdigest()
+
+
+def _seek(fd, pos, whence, size):
+    """lseek(SEEK_DATA or SEEK_HOLE) within [pos, size]; size when there is no more data (ENXIO)."""
+    try:
+        return min(os.lseek(fd, pos, whence), size)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            return size
+        raise
+
+
+# What digest_script() adds to this module's text: `python3 - [--probe] PATH` prints file_digest(PATH), or only
+# opens it to read (--probe); a file it cannot read exits 3 with the reason.
+_SCRIPT_MAIN = """
+
+if __name__ == '__main__':
+    import sys
+    try:
+        if sys.argv[1] == '--probe':
+            os.close(os.open(sys.argv[2], os.O_RDONLY))
+            print('readable')
+        else:
+            print(file_digest(sys.argv[1]))
+    except OSError as exc:
+        sys.stderr.write('%s\\n' % exc)
+        sys.exit(3)
+"""
+
+
+def digest_script():
+    """Python source (this module's own text and a main) that computes file_digest where the file is."""
+    import inspect  # pylint: disable=import-outside-toplevel  # only where a script is sent
+    import sys  # pylint: disable=import-outside-toplevel
+    return inspect.getsource(sys.modules[__name__]) + _SCRIPT_MAIN

@@ -10,6 +10,7 @@ module_utils works on XML and plain data.
 from __future__ import annotations
 
 import threading
+from urllib.parse import parse_qsl, urlsplit
 
 from ansible_collections.phyllome.os.plugins.module_utils._common.deps import require
 from ansible_collections.phyllome.os.plugins.module_utils._common.errors import LibvirtFailure
@@ -25,6 +26,32 @@ KEEPALIVE_INTERVAL = 5
 KEEPALIVE_COUNT = 5
 
 _event_loop = []
+
+
+def ssh_command(uri):
+    """The ssh command line that libvirt's ssh transport starts for `uri`, to run a command there; None otherwise.
+
+    Built as libvirt 9.0 builds it (virNetSocketNewConnectSSH): the `command`
+    parameter as the ssh binary, the URI's port and user, `keyfile`,
+    `no_verify`; always BatchMode (a module cannot answer a prompt). Only
+    the `ssh` transport runs an ssh binary (libssh and libssh2 are
+    libraries inside libvirt).
+    """
+    parts = urlsplit(uri)
+    if parts.scheme.partition('+')[2] != 'ssh' or not parts.hostname:
+        return None
+    params = dict(parse_qsl(parts.query))
+    argv = [params.get('command') or 'ssh']
+    if parts.port:
+        argv += ['-p', str(parts.port)]
+    if parts.username:
+        argv += ['-l', parts.username]
+    if params.get('keyfile'):
+        argv += ['-i', params['keyfile']]
+    argv += ['-T', '-e', 'none', '-o', 'BatchMode=yes']
+    if params.get('no_verify') == '1':
+        argv += ['-o', 'StrictHostKeyChecking=no']
+    return argv + ['--', parts.hostname]
 
 
 def uri_argument_spec():

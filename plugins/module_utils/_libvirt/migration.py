@@ -16,12 +16,13 @@ their directory, made on the same connections (see docs/decisions/migration.md).
 from __future__ import annotations
 
 import hashlib
+import queue
 import threading
 import time
 from xml.sax.saxutils import escape
 
 from ansible_collections.phyllome.os.plugins.module_utils._common.digest import BackgroundDigest
-from ansible_collections.phyllome.os.plugins.module_utils._common.errors import LibvirtFailure
+from ansible_collections.phyllome.os.plugins.module_utils._common.errors import LibvirtFailure, PhyllomeError
 from ansible_collections.phyllome.os.plugins.module_utils._libvirt.domain_client import _STREAM_CHUNK as CHUNK
 
 # By value: virStorageVolDownloadFlags / virStorageVolUploadFlags SPARSE_STREAM,
@@ -109,17 +110,30 @@ def network_names(client):
 
 
 class CopyResult:
-    """What a stream carried: data bytes sent, bytes left as holes, seconds, the content digest."""
+    """What a stream carried: data bytes sent, bytes left as holes, seconds, the content digest.
 
-    def __init__(self, data_bytes, hole_bytes, seconds, digest):
+    readback: the content digest of the target's copy read back (copy_volume's
+    verify), else None; verify_wait: the seconds the read-back went on after
+    the copy's last byte had been written.
+    """
+
+    def __init__(self, data_bytes, hole_bytes, seconds, digest, readback=None, verify_wait=None):
         self.data_bytes = data_bytes
         self.hole_bytes = hole_bytes
         self.seconds = seconds
         self.digest = digest
+        self.readback = readback
+        self.verify_wait = verify_wait
 
 
 # Seconds between two looks at a blocked upload's end (see _finish_upload).
 FINISH_CHECK_SECONDS = 10
+
+# Bytes of one upload stream when the copy is verified. libvirt says a stream's bytes are in the target's file
+# only when its upload ends, so a verified copy is sent as successive uploads at growing offsets, and each
+# segment is read back while the next one is sent: the read-back overlaps the copy, and only the last segment's
+# is waited for. Not verified, the copy is one stream.
+VERIFY_SEGMENT = 128 * 1024 * 1024
 
 
 class _UploadStuck(LibvirtFailure):
@@ -158,60 +172,164 @@ def _finish_upload(target, upload, stalled, what):
         raise outcome[0]
 
 
+class ReadBack:
+    """Reads written segments of a volume back from its libvirt, in order, in a thread of its own.
+
+    add(offset, length) queues a segment whose upload has ended;
+    hexdigest() waits for the last one and returns the ContentDigest of
+    all of them together, which equals the source's when the target holds
+    the same bytes. A failed read is raised by the next add() or by
+    hexdigest(). close() stops it without a result (after a failure).
+    """
+
+    def __init__(self, client, pool_name, volume):
+        self._client = client
+        self._vol = client._volume(pool_name, volume)
+        self._what = 'read-back of volume %s in pool %s' % (volume, pool_name)
+        self._digest = BackgroundDigest()
+        self._queue = queue.Queue()  # (offset, length) pairs: a few ints per segment, never the data
+        self._error = None
+        self._stopped = False
+        # libvirt refuses to open a stream on a volume while another stream on it is being opened ("volume ... is
+        # still in use": in_use is held while the stream is set up, not while it runs): the copy's uploads and
+        # the read-back's downloads take turns to open theirs.
+        self.opening = threading.Lock()
+        self._thread = threading.Thread(target=self._work, name='read-back', daemon=True)
+        self._thread.start()
+
+    def add(self, offset, length):
+        if self._error is not None:
+            raise self._error
+        self._queue.put((offset, length))
+
+    def hexdigest(self):
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._digest.hexdigest()
+
+    def close(self):
+        """Stop after the segment being read (not waited for: its stream may be as stuck as the copy's)."""
+        self._stopped = True
+        self._queue.put(None)
+
+    def _work(self):
+        try:
+            while not self._stopped:
+                segment = self._queue.get()
+                if segment is None:
+                    break
+                read_volume(self._client, self._vol, segment[0], segment[1], self._digest, self._what, self.opening)
+        except PhyllomeError as exc:
+            self._error = exc
+        except Exception as exc:  # pylint: disable=broad-except  # handed to the copy's thread
+            self._error = LibvirtFailure('%s: %s' % (self._what, exc), uri=self._client.uri)
+        finally:
+            if self._error is not None or self._stopped:
+                self._digest.close()
+
+
 def copy_volume(source, source_pool, source_volume, target, target_pool, target_volume, clock=time.monotonic,
-                stalled=None):
+                stalled=None, verify=False):
     """Stream a volume's bytes from `source` into an existing volume on `target` (overwritten from offset 0).
 
-    source, target: DomainClient. Returns a CopyResult; a failure aborts both
+    source, target: DomainClient. Returns a CopyResult; a failure aborts the
     streams and raises LibvirtFailure naming the volume. stalled: called
-    while the upload's end blocks, a reason to give up or None (_finish_upload).
+    while an upload's end blocks, a reason to give up or None
+    (_finish_upload). verify: read the copy back from the target as it is
+    written, in VERIFY_SEGMENT segments (CopyResult.readback).
     """
     what = 'copy of volume %s (pool %s) to pool %s' % (source_volume, source_pool, target_pool)
     started = clock()
     download = source._call(what, source.conn.newStream, 0)
-    upload = target._call(what, target.conn.newStream, 0)
     digest = BackgroundDigest()
+    readback = upload = None
     data = holes = 0
+    segment_start = 0  # offset of the open upload's first byte
     try:
         svol = source._volume(source_pool, source_volume)
         tvol = target._volume(target_pool, target_volume)
         svol.download(download, 0, 0, SPARSE_STREAM)
-        tvol.upload(upload, 0, 0, SPARSE_STREAM)
+        if verify:
+            readback = ReadBack(target, target_pool, target_volume)
         for chunk, hole in _received(download, what):
-            if chunk is None:
-                upload.sendHole(hole, 0)
-                digest.hole(hole)
-                holes += hole
-            else:
-                _send_all(upload, chunk)
-                digest.data(chunk)
-                data += len(chunk)
+            left = hole if chunk is None else len(chunk)
+            while left:
+                if upload is None:
+                    upload = target._call(what, target.conn.newStream, 0)
+                    segment_start = data + holes
+                    if readback is None:
+                        tvol.upload(upload, segment_start, 0, SPARSE_STREAM)
+                    else:
+                        with readback.opening:
+                            tvol.upload(upload, segment_start, 0, SPARSE_STREAM)
+                room = left if readback is None else min(left, segment_start + VERIFY_SEGMENT - data - holes)
+                if chunk is None:
+                    upload.sendHole(room, 0)
+                    digest.hole(room)
+                    holes += room
+                else:
+                    piece, chunk = (chunk, None) if room == len(chunk) else (chunk[:room], chunk[room:])
+                    _send_all(upload, piece)
+                    digest.data(piece)
+                    data += room
+                left -= room
+                if readback is not None and data + holes - segment_start == VERIFY_SEGMENT:
+                    _finish_upload(target, upload, stalled, what)
+                    upload = None
+                    readback.add(segment_start, VERIFY_SEGMENT)
         download.finish()
-        _finish_upload(target, upload, stalled, what)
+        if upload is None and data + holes == 0:
+            # An empty volume: one upload all the same, so that libvirt ends it as it ends every upload.
+            upload = target._call(what, target.conn.newStream, 0)
+            tvol.upload(upload, 0, 0, SPARSE_STREAM)
+        if upload is not None:
+            _finish_upload(target, upload, stalled, what)
+            upload = None
+            if readback is not None and data + holes > segment_start:
+                readback.add(segment_start, data + holes - segment_start)
+        copied = clock()
+        result = CopyResult(data, holes, copied - started, digest.hexdigest())
+        if readback is not None:
+            result.readback = readback.hexdigest()
+            result.verify_wait = clock() - copied
+        return result
     except source.libvirt.libvirtError as exc:
-        digest.close()
+        _stop(digest, readback)
         source._abort(download)
-        target._abort(upload)
+        if upload is not None:
+            target._abort(upload)
         raise LibvirtFailure('%s failed after %d bytes: %s' % (what, data + holes, exc))
     except _UploadStuck:
-        digest.close()
+        _stop(digest, readback)
         raise
     except BaseException:
-        digest.close()
+        _stop(digest, readback)
         source._abort(download)
-        target._abort(upload)
+        if upload is not None:
+            target._abort(upload)
         raise
-    return CopyResult(data, holes, clock() - started, digest.hexdigest())
 
 
-def volume_digest(client, pool_name, volume):
-    """The ContentDigest of a volume's bytes, read through a sparse download stream."""
-    what = 'checksum of volume %s in pool %s' % (volume, pool_name)
+def _stop(digest, readback):
+    digest.close()
+    if readback is not None:
+        readback.close()
+
+
+def read_volume(client, vol, offset, length, digest, what, opening=None):
+    """Feed `digest` the bytes of `vol` from `offset` (`length` of them, 0: to its end) through a sparse download.
+
+    opening: a lock held while the stream is opened (see ReadBack.opening).
+    """
     stream = client._call(what, client.conn.newStream, 0)
-    digest = BackgroundDigest()
     try:
-        vol = client._volume(pool_name, volume)
-        vol.download(stream, 0, 0, SPARSE_STREAM)
+        if opening is None:
+            vol.download(stream, offset, length, SPARSE_STREAM)
+        else:
+            with opening:
+                vol.download(stream, offset, length, SPARSE_STREAM)
         for chunk, hole in _received(stream, what):
             if chunk is None:
                 digest.hole(hole)
@@ -219,12 +337,21 @@ def volume_digest(client, pool_name, volume):
                 digest.data(chunk)
         stream.finish()
     except client.libvirt.libvirtError as exc:
-        digest.close()
         client._abort(stream)
         raise LibvirtFailure('%s: %s' % (what, exc), uri=client.uri)
     except BaseException:
-        digest.close()
         client._abort(stream)
+        raise
+
+
+def volume_digest(client, pool_name, volume):
+    """The ContentDigest of a volume's bytes, read through a sparse download stream."""
+    what = 'checksum of volume %s in pool %s' % (volume, pool_name)
+    digest = BackgroundDigest()
+    try:
+        read_volume(client, client._volume(pool_name, volume), 0, 0, digest, what)
+    except BaseException:
+        digest.close()
         raise
     return digest.hexdigest()
 

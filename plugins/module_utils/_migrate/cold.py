@@ -7,8 +7,8 @@ Order (docs/decisions/migration.md): shut the source down; define the domain
 on the target (autostart off) so that undefining it there removes what the
 copy left (varstore, TPM state); create and fill the target's volumes
 through streams; copy the varstore and the TPM state through transient
-directory pools; verify the copies' checksums by reading them back from the
-target; autostart and start there; only then undefine the source and delete
+directory pools; verify the copies' checksums against those of the target's
+bytes read back (during the copy, segment by segment); autostart and start there; only then undefine the source and delete
 its volumes (or, with keep_source, turn its autostart off). A failure before
 the source is touched undoes the target's side in reverse and restarts the
 source if it ran; the error names the step.
@@ -18,17 +18,24 @@ from __future__ import annotations
 
 import functools
 import posixpath
+import re
+import shlex
 import time
 
+from ansible_collections.phyllome.os.plugins.module_utils._common.digest import digest_script
 from ansible_collections.phyllome.os.plugins.module_utils._common.errors import (
     HostStateError, InvalidInput, LibvirtFailure, NotFound, PhyllomeError)
 from ansible_collections.phyllome.os.plugins.module_utils._domain.host import host_context, pool_directory, volume_xml
 from ansible_collections.phyllome.os.plugins.module_utils._domain.xml import parse, parse_domain, sub, to_string
 from ansible_collections.phyllome.os.plugins.module_utils._libvirt import migration as streams
 from ansible_collections.phyllome.os.plugins.module_utils._libvirt.capabilities import parse_capabilities
+from ansible_collections.phyllome.os.plugins.module_utils._libvirt.connection import ssh_command
 from ansible_collections.phyllome.os.plugins.module_utils._migrate.plan import (
-    FULL_BELOW, SWTPM_PARENT_MODE, TargetFacts, copy_action, create_volume_action, guest_agent_refusal, mb_per_s, plan_cold,
-    pool_full_error, pool_permissions, rollback_words, source_volume)
+    SWTPM_PARENT_MODE, TargetFacts, copy_action, create_volume_action, guest_agent_refusal, mb_per_s, plan_cold,
+    pool_full_error, pool_is_full, pool_permissions, rollback_words, source_volume)
+
+# How a copy's checksum was found on the target (the result's copied[].verified_by).
+VERIFIED_BY = {'target': 'hashed on the target over ssh', 'read-back': 'read back through libvirt'}
 
 # How long a rollback waits for a target that stopped answering to come back (its half copy is removed then),
 # trying again every RECONNECT_PAUSE seconds.
@@ -138,6 +145,10 @@ class Migration:
         self.undefine_undo = None
         self.migration = None  # mode=live: what libvirt's completed job moved (plan.live_progress)
         self.verify_seconds = None  # reading the copies back (verify)
+        self.shell = None  # ssh to the target that hashes a copy there (see _target_shell); False: none
+        self.notes = []  # how the verify went, when not as planned (the result's verify_notes)
+        # A live move's disks are QEMU's mirror, checked by QEMU; verify is a cold move's.
+        self.verifying = params['verify'] and params['mode'] == 'cold'
 
     def result(self, state, plan=None, **extra):
         result = {'name': self.name, 'mode': self.params['mode'], 'state': state,
@@ -152,7 +163,7 @@ class Migration:
             data += self.migration['bytes']
             seconds += self.migration['seconds']
         result.update(bytes_copied=data, copy_seconds=round(seconds, 3), mb_per_s=mb_per_s(data, seconds),
-                      verify_seconds=self.verify_seconds)
+                      verify_seconds=self.verify_seconds, verify_notes=self.notes)
         result.update(extra)
         return result
 
@@ -284,7 +295,7 @@ class Migration:
         if plan.tpm_dir:
             self._copy_directory_files('the TPM state in %s' % plan.tpm_dir, plan.tpm_dir, None,
                                        parents_mode=SWTPM_PARENT_MODE)
-        if not check and self.params['verify']:
+        if not check and self.verifying:
             self._verify()
         if self.source.autostart(src_dom):
             self._do('autostart', 'turn autostart of domain %s on on %s' % (self.name, tgt_uri),
@@ -323,10 +334,13 @@ class Migration:
         self.undo.append(([created, created + 1], 'delete volume %s in pool %s on %s'
                           % (tgt_name, tgt_pool, self.params['target_uri']), self.target.delete_volume,
                           (tgt_pool, tgt_name)))
+        # A copy smaller than a read-back segment is read back (no ssh round trips for a varstore).
+        shell = (self._target_shell(tgt_path) if self.verifying and not self.recorder.check_mode
+                 and size > streams.VERIFY_SEGMENT else None)
         try:
             copied = self._do('copy', copy_action(src_path, tgt_path, allocation), streams.copy_volume,
                               self.source, src_pool, src_name, self.target, tgt_pool, tgt_name, self.clock,
-                              functools.partial(self._full, tgt_pool))
+                              functools.partial(self._full, tgt_pool), self.verifying and shell is None)
         except LibvirtFailure as exc:
             available = self._available(tgt_pool)
             full = pool_full_error(tgt_pool, tgt_name, available, None, failure=exc.msg, enospc=streams.no_space(exc))
@@ -339,10 +353,48 @@ class Migration:
                                    copied.data_bytes)
             if full:
                 raise HostStateError(full)
-            self.copies.append({'source': src_path, 'target': tgt_path, 'bytes': copied.data_bytes,
-                                'holes': copied.hole_bytes, 'seconds': round(copied.seconds, 3),
-                                'mb_per_s': mb_per_s(copied.data_bytes, copied.seconds),
-                                'sha256': copied.digest, '_where': (tgt_pool, tgt_name)})
+            copy = {'source': src_path, 'target': tgt_path, 'bytes': copied.data_bytes, 'holes': copied.hole_bytes,
+                    'seconds': round(copied.seconds, 3), 'mb_per_s': mb_per_s(copied.data_bytes, copied.seconds),
+                    'sha256': copied.digest}
+            if self.verifying:
+                copy['_readback'] = ((copied.readback, copied.verify_wait, 'read-back') if shell is None
+                                     else self._target_digest(shell, tgt_path, tgt_pool, tgt_name))
+            self.copies.append(copy)
+
+    def _target_shell(self, path):
+        """The ssh command line that runs a command on the target, if its python3 can read `path` there, else None.
+
+        Asked once (target_uri on libvirt's ssh transport: the same login,
+        the same keys); the answer holds for the whole move. A copy that it
+        verifies is hashed where it was written (digest.file_digest, run by
+        the target's python3 from the text of this collection's digest
+        module) instead of being read back through libvirt and the link.
+        """
+        if self.shell is None:
+            self.shell = False
+            argv = ssh_command(self.params['target_uri'])
+            if argv is not None:
+                self.step = 'verify'
+                rc, out, err = self.recorder.query(argv + ['python3', '-', '--probe', shlex.quote(path)],
+                                                   check_rc=False, data=digest_script())
+                if rc == 0 and out.strip() == 'readable':
+                    self.shell = argv
+                else:
+                    self.notes.append('verify: the copies are read back through libvirt (the target cannot hash %s'
+                                      ' over ssh: %s)' % (path, (err or out).strip() or 'rc=%s' % rc))
+        return self.shell or None
+
+    def _target_digest(self, shell, path, pool, volume):
+        """(the content digest of the copy at `path`, seconds, how) hashed on the target; read back if that fails."""
+        started = self.clock()
+        rc, out, err = self.recorder.query(shell + ['python3', '-', shlex.quote(path)], check_rc=False,
+                                           data=digest_script())
+        found = out.strip()
+        if rc == 0 and re.match(r'^[0-9a-f]{64}$', found):
+            return found, self.clock() - started, 'target'
+        self.notes.append('verify: %s is read back through libvirt (hashing it on the target failed: %s)'
+                          % (path, (err or out).strip() or 'rc=%s' % rc))
+        return streams.volume_digest(self.target, pool, volume), self.clock() - started, 'read-back'
 
     def _copy_directory_files(self, what, directory, names, parents_mode=None):
         """Copy files of `directory` (those named, or every regular file) that are no volume, through transient pools.
@@ -380,7 +432,7 @@ class Migration:
     def _full(self, pool):
         """Why a blocked upload into `pool` will not end (the pool is full), or None (see copy_volume's stalled)."""
         available = self._available(pool)
-        if available is not None and available < FULL_BELOW:
+        if pool_is_full(available):
             return 'its pool has %d bytes free: No space left on device' % available
         return None
 
@@ -473,17 +525,19 @@ class Migration:
         self.pools = []
 
     def _verify(self):
+        """Compare each copy's checksum with the one of its read-back (made during the copy: streams.ReadBack)."""
         self.step = 'verify'
-        started = self.clock()
+        waited = 0.0
         for copy in self.copies:
-            pool, volume = copy['_where']
-            found = streams.volume_digest(self.target, pool, volume)
+            found, wait, how = copy['_readback']
             if found != copy['sha256']:
-                raise HostStateError('the copy %s differs from the source (sha256 of its content %s, expected %s)'
-                                     % (copy['target'], found, copy['sha256']))
+                raise HostStateError('the copy %s differs from the source (sha256 of its content %s, expected %s; %s)'
+                                     % (copy['target'], found, copy['sha256'], VERIFIED_BY[how]))
+            waited += wait
         for copy in self.copies:
             copy['verified'] = True
-        self.verify_seconds = round(self.clock() - started, 3)
+            copy['verified_by'] = copy['_readback'][2]
+        self.verify_seconds = round(waited, 3)
 
     def _roll_back(self):
         """Undo the steps done, in reverse; (the descriptions of the undos done, of those that failed)."""
@@ -506,7 +560,7 @@ class Migration:
         self.undo = []
         self._close_pools()
         for copy in self.copies:
-            copy.pop('_where', None)
+            copy.pop('_readback', None)
         return undone, left
 
     def _undefine_target(self, uuid):
@@ -522,7 +576,7 @@ class Migration:
     def _finish_source(self, plan, src_dom):
         """After the target holds the verified domain: remove the source's copy, or keep it stopped."""
         for copy in self.copies:
-            copy.pop('_where', None)
+            copy.pop('_readback', None)
         src_uri = self.params['source_uri']
         try:
             if self.params['keep_source']:

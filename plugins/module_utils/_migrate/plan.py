@@ -254,6 +254,11 @@ def _space_refusals(disks, target):
     return refusals
 
 
+def pool_is_full(available):
+    """Whether a pool with `available` free bytes (None: unknown) counts as full: less than FULL_BELOW."""
+    return available is not None and available < FULL_BELOW
+
+
 def pool_full_error(pool, volume, available, sent, failure=None, enospc=False):
     """The error of a copy into `pool` that ran out of space, None when the pool still has room after it.
 
@@ -264,7 +269,7 @@ def pool_full_error(pool, volume, available, sent, failure=None, enospc=False):
     helper that died of it); enospc: that error says ENOSPC (the pool is
     full then, whatever it says now).
     """
-    if not enospc and (available is None or available >= FULL_BELOW):
+    if not enospc and not pool_is_full(available):
         return None
     words = 'pool %s of the target filled up during the copy of volume %s (%s free' % (
         pool, volume, format_bytes(available) if available is not None else 'unknown')

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import random
+import subprocess
+import sys
 
 import pytest
 
-from ansible_collections.phyllome.os.plugins.module_utils._common.digest import BLOCK, BackgroundDigest, ContentDigest
+from ansible_collections.phyllome.os.plugins.module_utils._common.digest import (
+    BLOCK, BackgroundDigest, ContentDigest, digest_script, file_digest)
 
 
 def digest_of(parts):
@@ -109,3 +112,46 @@ def test_an_error_in_the_background_thread_reaches_the_caller():
         digest.data(12345)  # not bytes
     with pytest.raises(TypeError):
         digest.hexdigest()
+
+
+def test_a_block_that_starts_with_zeros_is_data():
+    # The zero-block test looks at the first byte first: data after it must still count.
+    late = bytearray(BLOCK)
+    late[-1] = 1
+    assert digest_of([('data', bytes(late))])[0] != digest_of([('hole', BLOCK)])[0]
+    assert digest_of([('data', bytes(late))])[0] == digest_of([('hole', BLOCK - 1), ('data', b'\x01')])[0]
+
+
+def sparse_file(path):
+    """A file with holes, data islands, and a run of zeros written as data."""
+    rnd = random.Random(3)
+    with open(path, 'wb') as f:
+        f.truncate(9 * BLOCK * 16 + 77)
+        for start in range(0, 9 * BLOCK * 16, 5 * BLOCK):
+            f.seek(start + rnd.randrange(BLOCK))
+            f.write(rnd.randbytes(rnd.randrange(1, 2 * BLOCK)))
+        f.seek(3 * BLOCK)
+        f.write(bytes(3 * BLOCK))
+    with open(path, 'rb') as f:
+        return f.read()
+
+
+def test_a_files_digest_is_the_content_digest_of_its_bytes(tmp_path):
+    content = sparse_file(str(tmp_path / 'disk.img'))
+    assert file_digest(str(tmp_path / 'disk.img'), chunk=100000) == digest_of([('data', content)])[0]
+    (tmp_path / 'empty').write_bytes(b'')
+    assert file_digest(str(tmp_path / 'empty')) == ContentDigest().hexdigest()
+
+
+def test_the_digest_script_computes_the_same_where_it_runs(tmp_path):
+    # What the migrate module sends to the target's python3 over ssh: this module's own text and a main.
+    content = sparse_file(str(tmp_path / 'disk.img'))
+    done = subprocess.run([sys.executable, '-', str(tmp_path / 'disk.img')], input=digest_script(),
+                          capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == digest_of([('data', content)])[0]
+    probe = subprocess.run([sys.executable, '-', '--probe', str(tmp_path / 'disk.img')], input=digest_script(),
+                           capture_output=True, text=True, check=True)
+    assert probe.stdout.strip() == 'readable'
+    missing = subprocess.run([sys.executable, '-', '--probe', str(tmp_path / 'nothing')], input=digest_script(),
+                             capture_output=True, text=True, check=False)
+    assert missing.returncode == 3 and 'No such file or directory' in missing.stderr

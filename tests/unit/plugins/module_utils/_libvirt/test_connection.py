@@ -162,3 +162,23 @@ def test_without_keepalive_no_event_loop(monkeypatch):
     monkeypatch.setattr(connection, '_event_loop', [])
     connection.open_connection('qemu:///system')
     assert lib.registered == 0 and connection._event_loop == [] and lib.result.keepalive is None
+
+
+@pytest.mark.parametrize('uri, argv', [
+    ('qemu+ssh://root@host2/system', ['ssh', '-l', 'root', '-T', '-e', 'none', '-o', 'BatchMode=yes', '--', 'host2']),
+    ('qemu+ssh://host2/system', ['ssh', '-T', '-e', 'none', '-o', 'BatchMode=yes', '--', 'host2']),
+    ('qemu+ssh://admin@host2:2222/system?keyfile=/root/.ssh/id_migrate&no_verify=1&command=/opt/bin/ssh',
+     ['/opt/bin/ssh', '-p', '2222', '-l', 'admin', '-i', '/root/.ssh/id_migrate', '-T', '-e', 'none', '-o',
+      'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '--', 'host2']),
+    ('qemu+ssh://[fd00::2]/system', ['ssh', '-T', '-e', 'none', '-o', 'BatchMode=yes', '--', 'fd00::2']),
+])
+def test_ssh_command_is_the_one_of_libvirts_ssh_transport(uri, argv):
+    assert connection.ssh_command(uri) == argv
+
+
+@pytest.mark.parametrize('uri', [
+    'qemu:///system', 'qemu+tls://host2/system', 'qemu+tcp://host2/system', 'qemu+libssh2://host2/system',
+    'qemu+libssh://host2/system', 'qemu+unix:///system?socket=/run/x/libvirt-sock', 'qemu+ssh:///system',
+])
+def test_no_ssh_command_without_the_ssh_transport(uri):
+    assert connection.ssh_command(uri) is None

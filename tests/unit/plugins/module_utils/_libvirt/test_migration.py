@@ -90,3 +90,186 @@ def test_a_blocked_upload_without_a_reason_is_waited_for(monkeypatch):
             upload.released.set()  # a slow flush that ends
     migration._finish_upload(Target(), upload, stalled, 'copy')
     assert len(asked) >= 5 and not upload.aborted
+
+
+# A volume stream pair between two fake libvirts, with libvirt 9.0's file semantics: an upload writes at its
+# offset, a hole is lseek + ftruncate (virFDStreamThreadDoWrite); a sparse download hands out data and holes.
+class LibvirtError(Exception):
+    pass
+
+
+class FakeLibvirt:
+    libvirtError = LibvirtError
+
+
+class Stream:
+    def __init__(self):
+        self.parts, self.sent, self.finished, self.aborted = [], None, False, False
+
+    # download side
+    def recvFlags(self, size, flags):
+        assert flags == migration.RECV_STOP_AT_HOLE
+        if not self.parts:
+            return b''
+        kind, value = self.parts[0]
+        if kind == 'hole':
+            return migration._AT_HOLE
+        self.parts[0] = (kind, value[size:])
+        if not self.parts[0][1]:
+            self.parts.pop(0)
+        return value[:size]
+
+    def recvHole(self, flags):
+        return self.parts.pop(0)[1]
+
+    # upload side
+    def send(self, data):
+        self.sent.write(data)
+        return len(data)
+
+    def sendHole(self, length, flags):
+        self.sent.hole(length)
+
+    def finish(self):
+        self.finished = True
+
+    def abort(self):
+        self.aborted = True
+
+
+class Writer:
+    """An open file of a FakeVolume at an offset, written as libvirt's stream thread writes it."""
+
+    def __init__(self, volume, offset):
+        self.volume, self.pos = volume, offset
+        volume.uploads.append(offset)
+
+    def write(self, data):
+        data = self.volume.corrupt(self.pos, data)
+        end = self.pos + len(data)
+        if len(self.volume.bytes) < end:
+            self.volume.bytes.extend(bytes(end - len(self.volume.bytes)))
+        self.volume.bytes[self.pos:end] = data
+        self.pos = end
+
+    def hole(self, length):
+        self.pos += length
+        del self.volume.bytes[self.pos:]  # ftruncate(fd, pos)
+        self.volume.bytes.extend(bytes(self.pos - len(self.volume.bytes)))
+
+
+class FakeVolume:
+    def __init__(self, content=b'', corrupt=None, fail_download=False):
+        self.bytes = bytearray(content)
+        self.uploads, self.downloads = [], []
+        self.corrupt = corrupt or (lambda pos, data: data)
+        self.fail_download = fail_download
+
+    def download(self, stream, offset, length, flags):
+        assert flags == migration.SPARSE_STREAM
+        if self.fail_download:
+            raise LibvirtError('Unable to read volume: Input/output error')
+        self.downloads.append((offset, length))
+        end = offset + length if length else len(self.bytes)
+        pos = offset
+        while pos < end:  # data and holes in runs of 4 KiB pages, as SEEK_DATA/SEEK_HOLE find them
+            page = bytes(self.bytes[pos:min(pos + 4096, end)])
+            kind = 'hole' if not any(page) else 'data'
+            if stream.parts and stream.parts[-1][0] == kind:
+                last = stream.parts[-1][1]
+                stream.parts[-1] = (kind, last + len(page) if kind == 'hole' else last + page)
+            else:
+                stream.parts.append((kind, len(page) if kind == 'hole' else page))
+            pos += len(page)
+
+    def upload(self, stream, offset, length, flags):
+        assert flags == migration.SPARSE_STREAM and length == 0
+        stream.sent = Writer(self, offset)
+
+
+class Client:
+    libvirt = FakeLibvirt
+    uri = 'test:///fake'
+
+    def __init__(self, volume):
+        self.volume = volume
+        self.streams = []
+        self.conn = self
+
+    def newStream(self, flags):
+        self.streams.append(Stream())
+        return self.streams[-1]
+
+    def _volume(self, pool, name):
+        return self.volume
+
+    def _call(self, what, func, *args):
+        return func(*args)
+
+    def _abort(self, stream):
+        stream.abort()
+
+
+def image(size, seed=7):
+    """Bytes with data islands and runs of zeros (holes once copied), some across segment boundaries."""
+    import random
+    rnd = random.Random(seed)
+    data = bytearray(size)
+    for start in range(0, size, 40000):
+        island = min(rnd.randrange(1, 30000), size - start)
+        data[start:start + island] = rnd.randbytes(island)
+    return bytes(data)
+
+
+def copy(source_bytes, target=None, verify=True):
+    source = Client(FakeVolume(source_bytes))
+    target = target or Client(FakeVolume(bytes(len(source_bytes))))
+    return migration.copy_volume(source, 'a', 'v', target, 'b', 'v', verify=verify), target
+
+
+def test_a_verified_copy_is_sent_and_read_back_in_segments(monkeypatch):
+    monkeypatch.setattr(migration, 'VERIFY_SEGMENT', 64 * 1024)
+    content = image(5 * 64 * 1024 + 1234)
+    result, target = copy(content)
+    assert bytes(target.volume.bytes) == content
+    assert target.volume.uploads == [0, 65536, 131072, 196608, 262144, 327680]
+    assert target.volume.downloads == [(0, 65536), (65536, 65536), (131072, 65536), (196608, 65536),
+                                       (262144, 65536), (327680, 1234)]
+    assert all(s.finished for s in target.streams)
+    assert result.readback == result.digest and result.verify_wait >= 0
+    assert result.data_bytes + result.hole_bytes == len(content) and result.hole_bytes > 0
+
+
+def test_a_copy_without_verify_is_one_stream_and_no_read_back():
+    content = image(300000)
+    result, target = copy(content, verify=False)
+    assert bytes(target.volume.bytes) == content
+    assert target.volume.uploads == [0] and target.volume.downloads == []
+    assert result.readback is None and result.verify_wait is None
+
+
+def test_a_byte_changed_on_the_target_changes_the_read_back(monkeypatch):
+    monkeypatch.setattr(migration, 'VERIFY_SEGMENT', 64 * 1024)
+    content = image(200000)
+
+    def corrupt(pos, data):
+        if pos <= 120000 < pos + len(data):  # the first byte of an island: data
+            data = bytearray(data)
+            data[120000 - pos] ^= 1
+        return bytes(data)
+    result, _target = copy(content, Client(FakeVolume(bytes(len(content)), corrupt=corrupt)))
+    assert result.readback != result.digest
+
+
+def test_a_read_back_that_fails_fails_the_copy_and_ends_its_streams(monkeypatch):
+    monkeypatch.setattr(migration, 'VERIFY_SEGMENT', 64 * 1024)
+    target = Client(FakeVolume(bytes(200000), fail_download=True))
+    with pytest.raises(migration.LibvirtFailure, match='read-back of volume v in pool b: .*Input/output error'):
+        copy(image(200000), target)
+    assert target.streams[-1].aborted or target.streams[-1].finished
+
+
+def test_an_empty_volume_is_one_upload_that_ends():
+    result, target = copy(b'')
+    assert target.volume.uploads == [0] and target.streams[0].finished
+    assert result.readback == result.digest and result.data_bytes == result.hole_bytes == 0

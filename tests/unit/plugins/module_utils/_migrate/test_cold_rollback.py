@@ -9,7 +9,7 @@ from ansible_collections.phyllome.os.plugins.module_utils._common.actions import
 from ansible_collections.phyllome.os.plugins.module_utils._common.errors import LibvirtFailure
 from ansible_collections.phyllome.os.plugins.module_utils._migrate import cold
 
-PARAMS = {'name': 'vm1', 'mode': 'cold', 'source_uri': 'qemu:///system', 'target_uri': 'qemu+ssh://host2/system'}
+PARAMS = {'name': 'vm1', 'mode': 'cold', 'verify': True, 'source_uri': 'qemu:///system', 'target_uri': 'qemu+ssh://host2/system'}
 
 
 class Target:
