@@ -35,8 +35,14 @@ BLOCKING = (
 
 # Host role variables that name the host's own identity: they differ between
 # hosts by design (libvirt refuses to migrate between two hosts with one host
-# UUID), so they are not part of the fingerprint.
-HOST_SPECIFIC_VARIABLES = frozenset(['phyllome_host_libvirt_host_uuid'])
+# UUID; each host's TLS certificates carry its own name, and its own keys), so
+# they are not part of the fingerprint. The CA certificate and the DNs let in
+# are the fleet's, and stay in it.
+HOST_SPECIFIC_VARIABLES = frozenset([
+    'phyllome_host_libvirt_host_uuid',
+    'phyllome_host_libvirt_tls_server_cert', 'phyllome_host_libvirt_tls_server_key',
+    'phyllome_host_libvirt_tls_client_cert', 'phyllome_host_libvirt_tls_client_key',
+])
 
 # Variable names whose values are never shown: their digest is compared instead.
 _SECRET = re.compile(r'(password|passphrase|secret|token|private|(^|_)key$|_keys?_)', re.IGNORECASE)

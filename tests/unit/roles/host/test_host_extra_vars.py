@@ -81,3 +81,32 @@ def test_string_booleans_from_the_command_line(tmp_path):
     result = json.loads(json.loads('{%s}' % line.strip())['msg'][len('RESULT '):])
     # sshd on although the desktop edition leaves it off; per connection off although it defaults to on
     assert result == {'sshd_on': True, 'sshd_socket_on': False}
+
+
+DN_ERROR = 'phyllome_host_libvirt_tls_allowed_dn_list: an entry is empty'
+
+
+@pytest.mark.parametrize('dn_list, refused', [
+    (['C=GB,O=Example,CN=*'], False),
+    (['C=GB,O=Example "Ltd",CN=host1'], False),   # written in single quotes
+    (["C=GB,O=Example's,CN=host1"], False),       # written in double quotes
+    (['C=GB,O=Example \'s "Ltd",CN=host1'], True),  # both: libvirt's config strings have no escapes
+    (['C=GB,CN=host1\nCN=host2'], True),
+    ([''], True),
+])
+def test_tls_allowed_dns_that_libvirt_cannot_read_are_refused(tmp_path, dn_list, refused):
+    collections, root = _collections_path()
+    if collections is None:
+        pytest.skip('the collection is not on a collections path (PYTHONPATH=.build/collections, see docs/developing.md)')
+    play = tmp_path / 'play.yml'
+    play.write_text(PLAY)
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections, ANSIBLE_HOME=str(tmp_path / 'home'),
+               ANSIBLE_LOCAL_TEMP=str(tmp_path / 'tmp'), ANSIBLE_REMOTE_TEMP=str(tmp_path / 'tmp'),
+               ANSIBLE_NOCOLOR='1', ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_RETRY_FILES_ENABLED='0')
+    # TLS on without certificates: the check fails in any case ("... is required"); what matters is the DN error
+    argv = [sys.executable, '-m', 'ansible.cli.playbook', '-i', 'localhost,', '-c', 'local', str(play),
+            '-e', 'collection_root=%s' % root,
+            '-e', json.dumps({'phyllome_host_libvirt_tls': True, 'phyllome_host_libvirt_tls_allowed_dn_list': dn_list})]
+    run = subprocess.run(argv, env=env, capture_output=True, text=True, check=False, timeout=300)
+    assert run.returncode != 0 and 'phyllome_host_libvirt_tls_ca_cert is required' in run.stdout, run.stdout[-4000:]
+    assert (DN_ERROR in run.stdout) is refused, run.stdout[-4000:]

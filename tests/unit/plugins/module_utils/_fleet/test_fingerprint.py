@@ -148,6 +148,19 @@ def test_the_host_uuid_differs_by_design_and_is_no_drift():
     assert 'var.phyllome_host_libvirt_host_uuid' not in one
 
 
+def test_each_hosts_own_tls_certificates_are_no_drift_but_the_ca_is():
+    def tls(host, ca):
+        return composed(variables={
+            'phyllome_host_libvirt_tls_ca_cert': '-----BEGIN CERTIFICATE-----\n%s\n' % ca,
+            'phyllome_host_libvirt_tls_server_cert': '-----BEGIN CERTIFICATE-----\nserver %s\n' % host,
+            'phyllome_host_libvirt_tls_server_key': '-----BEGIN PRIVATE KEY-----\nserver %s\n' % host,
+            'phyllome_host_libvirt_tls_client_cert': '-----BEGIN CERTIFICATE-----\nclient %s\n' % host,
+            'phyllome_host_libvirt_tls_client_key': '-----BEGIN PRIVATE KEY-----\nclient %s\n' % host})
+    assert fp.fleet_drift({'hv1': tls('hv1', 'fleet CA'), 'hv2': tls('hv2', 'fleet CA')})['differences'] == []
+    drift = fp.fleet_drift({'hv1': tls('hv1', 'fleet CA'), 'hv2': tls('hv2', 'another CA')})
+    assert [d['key'] for d in drift['differences']] == ['var.phyllome_host_libvirt_tls_ca_cert']
+
+
 DOMAINS_CHECK = {
     'changed': True,
     'results': [
