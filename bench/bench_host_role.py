@@ -45,7 +45,7 @@ import sys
 import tempfile
 import time
 
-from common import REPO, VENV_BIN, ansible_env, process_children, read_text
+from common import REPO, ansible_playbook, process_children, read_text
 
 HOSTS = os.path.join(REPO, 'tests', 'lab', 'hosts.sh')
 ROOTFS = os.path.join(REPO, 'tests', 'lab', 'cache', 'rootfs-bookworm')
@@ -70,15 +70,10 @@ def lab(*args, check=True):
 
 
 def playbook(path, inventory, limit, extra=None):
-    argv = [os.path.join(VENV_BIN, 'ansible-playbook'), '-i', inventory, '--limit', limit, path]
+    args = ['-i', inventory, '--limit', limit, path]
     if extra:
-        argv += ['-e', json.dumps(extra)]
-    start = time.monotonic()
-    proc = subprocess.run(argv, env=ansible_env(), capture_output=True, text=True, check=False)
-    seconds = time.monotonic() - start
-    if proc.returncode != 0:
-        raise RuntimeError('%s failed:\n%s\n%s' % (path, proc.stdout[-4000:], proc.stderr[-2000:]))
-    out = json.loads(proc.stdout)
+        args += ['-e', json.dumps(extra)]
+    seconds, out = ansible_playbook(args)
     stats = out['stats'][limit]
     tasks = sum(1 for play in out['plays'] for task in play['tasks']
                 if limit in task['hosts'] and not task['hosts'][limit].get('skipped'))

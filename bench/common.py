@@ -57,25 +57,35 @@ def localhost_inventory(directory):
     return path
 
 
-def run_playbook(playbook_text, extra_vars=None, workdir=None, output=False, prefix=()):
-    """Run a playbook on localhost; return (seconds, stats) where stats counts changed/failed/ok tasks.
+def ansible_playbook(args, prefix=()):
+    """Run ansible-playbook with `args` (this collection, JSON callback); (seconds, its whole JSON output).
 
-    With output=True, return (seconds, stats, the json callback's whole output) to look at items.
-    prefix: argv put before ansible-playbook's (e.g. `ip netns exec NAME`).
+    prefix: argv put before ansible-playbook's (e.g. `ip netns exec NAME`). A failed run raises RuntimeError
+    with the end of its output.
     """
-    directory = workdir or tempfile.mkdtemp(prefix='phyllome-bench-')
-    playbook = os.path.join(directory, 'play-%d.yml' % time.monotonic_ns())
-    with open(playbook, 'w') as f:
-        f.write(playbook_text)
-    argv = list(prefix) + [os.path.join(VENV_BIN, 'ansible-playbook'), '-i', localhost_inventory(directory), playbook]
-    if extra_vars:
-        argv += ['-e', json.dumps(extra_vars)]
+    argv = list(prefix) + [os.path.join(VENV_BIN, 'ansible-playbook')] + list(args)
     start = time.monotonic()
     proc = subprocess.run(argv, env=ansible_env(), capture_output=True, text=True, check=False)
     elapsed = time.monotonic() - start
     if proc.returncode != 0:
         raise RuntimeError('playbook failed (rc=%d):\n%s\n%s' % (proc.returncode, proc.stdout[-4000:], proc.stderr[-4000:]))
-    result = json.loads(proc.stdout)
+    return elapsed, json.loads(proc.stdout)
+
+
+def run_playbook(playbook_text, extra_vars=None, workdir=None, output=False, prefix=()):
+    """Run a playbook on localhost; return (seconds, stats) where stats counts changed/failed/ok tasks.
+
+    With output=True, return (seconds, stats, the json callback's whole output) to look at items.
+    prefix: as ansible_playbook's.
+    """
+    directory = workdir or tempfile.mkdtemp(prefix='phyllome-bench-')
+    playbook = os.path.join(directory, 'play-%d.yml' % time.monotonic_ns())
+    with open(playbook, 'w') as f:
+        f.write(playbook_text)
+    args = ['-i', localhost_inventory(directory), playbook]
+    if extra_vars:
+        args += ['-e', json.dumps(extra_vars)]
+    elapsed, result = ansible_playbook(args, prefix)
     stats = result['stats']['localhost']
     if output:
         return elapsed, stats, result
