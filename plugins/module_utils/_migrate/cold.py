@@ -8,10 +8,11 @@ on the target (autostart off) so that undefining it there removes what the
 copy left (varstore, TPM state); create and fill the target's volumes
 through streams; copy the varstore and the TPM state through transient
 directory pools; verify the copies' checksums against those of the target's
-bytes read back (during the copy, segment by segment); autostart and start there; only then undefine the source and delete
-its volumes (or, with keep_source, turn its autostart off). A failure before
-the source is touched undoes the target's side in reverse and restarts the
-source if it ran; the error names the step.
+bytes (hashed there over ssh, else read back beside the copy); autostart and
+start there; only then undefine the source and delete its volumes (or, with
+keep_source, turn its autostart off). A failure before the source is touched
+undoes the target's side in reverse and restarts the source if it ran; the
+error names the step.
 """
 
 from __future__ import annotations
@@ -374,7 +375,6 @@ class Migration:
             self.shell = False
             argv = ssh_command(self.params['target_uri'])
             if argv is not None:
-                self.step = 'verify'
                 rc, out, err = self.recorder.query(argv + ['python3', '-', '--probe', shlex.quote(path)],
                                                    check_rc=False, data=digest_script())
                 if rc == 0 and out.strip() == 'readable':

@@ -58,7 +58,8 @@ def _collections_path():
     return None, None
 
 
-def test_string_booleans_from_the_command_line(tmp_path):
+def run_play(tmp_path, *extra_vars):
+    """ansible-playbook of PLAY on this machine with `-e` for each of extra_vars; the finished process."""
     collections, root = _collections_path()
     if collections is None:
         pytest.skip('the collection is not on a collections path (PYTHONPATH=.build/collections, see docs/developing.md)')
@@ -68,14 +69,18 @@ def test_string_booleans_from_the_command_line(tmp_path):
                ANSIBLE_LOCAL_TEMP=str(tmp_path / 'tmp'), ANSIBLE_REMOTE_TEMP=str(tmp_path / 'tmp'),
                ANSIBLE_NOCOLOR='1', ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_RETRY_FILES_ENABLED='0')
     argv = [sys.executable, '-m', 'ansible.cli.playbook', '-i', 'localhost,', '-c', 'local', str(play),
-            '-e', 'collection_root=%s' % root,
-            # each one the opposite of what the role would do without it
-            '-e', 'phyllome_host_edition=desktop',
-            '-e', 'phyllome_host_sshd=true',
-            '-e', 'phyllome_host_sshd_per_connection=false',
-            # true, it would ask for certificates and fail the check
-            '-e', 'phyllome_host_libvirt_tls=false']
-    run = subprocess.run(argv, env=env, capture_output=True, text=True, check=False, timeout=300)
+            '-e', 'collection_root=%s' % root]
+    for extra in extra_vars:
+        argv += ['-e', extra]
+    return subprocess.run(argv, env=env, capture_output=True, text=True, check=False, timeout=300)
+
+
+def test_string_booleans_from_the_command_line(tmp_path):
+    run = run_play(tmp_path,
+                   # each one the opposite of what the role would do without it
+                   'phyllome_host_edition=desktop', 'phyllome_host_sshd=true', 'phyllome_host_sshd_per_connection=false',
+                   # true, it would ask for certificates and fail the check
+                   'phyllome_host_libvirt_tls=false')
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     line = [text for text in run.stdout.splitlines() if '"msg": "RESULT ' in text][-1]
     result = json.loads(json.loads('{%s}' % line.strip())['msg'][len('RESULT '):])
@@ -95,18 +100,8 @@ DN_ERROR = 'phyllome_host_libvirt_tls_allowed_dn_list: an entry is empty'
     ([''], True),
 ])
 def test_tls_allowed_dns_that_libvirt_cannot_read_are_refused(tmp_path, dn_list, refused):
-    collections, root = _collections_path()
-    if collections is None:
-        pytest.skip('the collection is not on a collections path (PYTHONPATH=.build/collections, see docs/developing.md)')
-    play = tmp_path / 'play.yml'
-    play.write_text(PLAY)
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections, ANSIBLE_HOME=str(tmp_path / 'home'),
-               ANSIBLE_LOCAL_TEMP=str(tmp_path / 'tmp'), ANSIBLE_REMOTE_TEMP=str(tmp_path / 'tmp'),
-               ANSIBLE_NOCOLOR='1', ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_RETRY_FILES_ENABLED='0')
     # TLS on without certificates: the check fails in any case ("... is required"); what matters is the DN error
-    argv = [sys.executable, '-m', 'ansible.cli.playbook', '-i', 'localhost,', '-c', 'local', str(play),
-            '-e', 'collection_root=%s' % root,
-            '-e', json.dumps({'phyllome_host_libvirt_tls': True, 'phyllome_host_libvirt_tls_allowed_dn_list': dn_list})]
-    run = subprocess.run(argv, env=env, capture_output=True, text=True, check=False, timeout=300)
+    run = run_play(tmp_path, json.dumps({'phyllome_host_libvirt_tls': True,
+                                         'phyllome_host_libvirt_tls_allowed_dn_list': dn_list}))
     assert run.returncode != 0 and 'phyllome_host_libvirt_tls_ca_cert is required' in run.stdout, run.stdout[-4000:]
     assert (DN_ERROR in run.stdout) is refused, run.stdout[-4000:]
